@@ -1,0 +1,101 @@
+"""``stream-app``: the local broker, the worker, the demo and small tools.
+
+Progress goes to stderr, results to stdout. Exit codes: 0 ok, 1 failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stream_app import settings as settings_module
+from stream_app.settings import SettingsError
+
+
+def _broker(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from stream_app import broker
+
+    return broker.run_foreground(args.host, args.port)
+
+
+def _worker(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    import faust
+
+    from stream_app.admin import ensure_topics
+    from stream_app.app import create_app
+    from stream_app.logs import configure
+
+    configure(settings)
+    ensure_topics(settings)
+    app, _runtime = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False)
+    worker.execute_from_commandline()  # returns only via SystemExit
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from stream_app import demo
+
+    return demo.run(settings, keep_data=args.keep_data)
+
+
+def _produce(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from stream_app.tools import produce_lines
+
+    topic = settings.topics.get(args.topic, args.topic) if args.topic else None
+    with sys.stdin if args.file == "-" else open(args.file, encoding="utf-8") as fh:
+        produce_lines(settings, fh, topic, args.max_messages, sys.stderr)
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from stream_app.tools import tail, write_json_line
+
+    names = [settings.topics.get(t, t) for t in args.topics] or [
+        settings.topic(t) for t in ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
+    ]
+    try:
+        for record in tail(settings, names, args.from_beginning):
+            write_json_line(record)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stream-app", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker", help="run the local Kafka-protocol broker (tansu) in the foreground")
+    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--port", type=int, default=9092)
+    b.set_defaults(run=_broker)
+
+    w = sub.add_parser("worker", help="run the stream worker in the foreground (settings: STREAM_APP_*)")
+    w.set_defaults(run=_worker)
+
+    d = sub.add_parser("demo", help="broker, worker and the seed stories; outputs printed as they arrive")
+    d.add_argument("--keep-data", action="store_true", help="keep the worker's data dir and log")
+    d.set_defaults(run=_demo)
+
+    pr = sub.add_parser("produce", help="send a file of JSON lines (bare values or kcat -J form)")
+    pr.add_argument("file", help="file of JSON lines, or - for stdin")
+    pr.add_argument("--topic", help="topic (or logical name, e.g. MEDICAL_SETTLEMENTS) for bare values")
+    pr.add_argument("--max-messages", type=int, default=None)
+    pr.set_defaults(run=_produce)
+
+    t = sub.add_parser("tail", help="print output topics' records as kcat -J lines (Ctrl-C stops)")
+    t.add_argument("topics", nargs="*", help="topics or logical names (default: every output topic)")
+    t.add_argument("--from-beginning", action="store_true")
+    t.set_defaults(run=_tail)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = settings_module.load()
+    except SettingsError as exc:
+        print(f"stream-app: {exc}", file=sys.stderr)
+        return 2
+    return int(args.run(args, settings) or 0)

@@ -1,0 +1,208 @@
+"""``stream-app demo``: broker, worker and the seed stories, outputs printed as they arrive.
+
+What the worker should emit is computed first by the same rule code over the same
+records (the processor on in-memory state); the demo then sends each record through
+the real topics, waits for exactly those outputs, and says whether all arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from rich.console import Console
+
+from stream_app import broker
+from stream_app.admin import ensure_topics
+from stream_app.demo_feed import stories
+from stream_app.processing import DictState, Processor
+from stream_app.security import kafka_python_config
+from stream_app.settings import Settings
+from stream_app.tools import producer
+
+OUTPUT_TOPICS = ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
+ID_FIELDS = ("warning_id", "resume_id", "stop_id")  # a resume also names its stop_id
+
+
+def output_identity(topic: str, payload: dict[str, Any]) -> str:
+    for name in ID_FIELDS:
+        if name in payload:
+            return payload[name]
+    return f"{payload.get('topic')}[{payload.get('partition')}]@{payload.get('offset')}"
+
+
+def describe(payload: dict[str, Any]) -> str:
+    if "warning_id" in payload:
+        extra = {
+            "MEDICAL_SELF_PAY": lambda p: (
+                f"tier {p['tier']}: rolling self-pay {p['rolling_self_pay']} "
+                f"({p['window_start']}..{p['window_end']}), suggested {p['suggested_amount']}"
+            ),
+            "DISABILITY_NURSING_ELIGIBLE": lambda p: f"level {p['level']}, no nursing subsidy",
+            "DUPLICATE_ASSISTANCE": lambda p: f"programs {' + '.join(p['programs'])}",
+        }.get(payload["rule"], lambda p: "")(payload)
+        return f"[bold yellow]WARNING[/] {payload['rule']} region {payload['region_code']}: {extra}"
+    if "resume_id" in payload:
+        return (
+            f"[bold green]RESUME[/] {payload['program']} from {payload['effective_on']} ({payload['reason']})"
+        )
+    if "stop_id" in payload:
+        return f"[bold red]STOP[/] {payload['program']} from {payload['effective_on']} ({payload['reason']})"
+    return f"[bold magenta]DEAD LETTER[/] {payload['error_class']}: {payload['error']}"
+
+
+@dataclass
+class Watcher:
+    consumer: KafkaConsumer
+    console: Console
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def poll(self, timeout_ms: int = 200) -> None:
+        for records in self.consumer.poll(timeout_ms=timeout_ms).values():
+            for msg in records:
+                payload = json.loads(msg.value)
+                ident = output_identity(msg.topic, payload)
+                self.console.print(f"  -> {describe(payload)}", soft_wrap=True)
+                self.console.print(
+                    f"     [dim]{msg.topic} {json.dumps(payload, ensure_ascii=False)}[/]", soft_wrap=True
+                )
+                self.seen[ident] = payload
+
+    def wait_for(self, idents: set[str], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not idents <= self.seen.keys():
+            if time.monotonic() > deadline:
+                return False
+            self.poll()
+        return True
+
+
+def _get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, None
+
+
+def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval_s)
+    return True
+
+
+def run(settings: Settings, keep_data: bool = False) -> int:
+    console = Console(highlight=False)
+    host, port = settings.bootstrap_servers[0].rsplit(":", 1)
+    own_broker = None
+    if broker.port_open(host, int(port)):
+        console.print(f"using the broker already listening on {host}:{port}")
+    else:
+        console.print(f"starting the local broker (tansu, memory only) on {host}:{port}")
+        own_broker = broker.start(host, int(port), quiet=True)
+    data_dir = tempfile.mkdtemp(prefix="stream-app-demo-")
+    log_path = os.path.join(data_dir, "worker.log")
+    worker = None
+    try:
+        ensure_topics(settings)
+        names = [settings.topic(t) for t in OUTPUT_TOPICS]
+        consumer = KafkaConsumer(enable_auto_commit=False, **kafka_python_config(settings))
+        parts = [TopicPartition(n, p) for n in names for p in sorted(consumer.partitions_for_topic(n) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_end(*parts)
+        for tp in parts:
+            consumer.position(tp)  # fix the start now: only outputs of this run are shown
+        watcher = Watcher(consumer, console)
+
+        env = {**os.environ, "STREAM_APP_DATA_DIR": os.path.join(data_dir, "state")}
+        console.print(f"starting the worker (log: {log_path})")
+        with open(log_path, "wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "stream_app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        base = f"http://127.0.0.1:{settings.web_port}"
+        if not wait_until(lambda: worker.poll() is None and _get_json(base + "/readyz")[0] == 200, 180):
+            console.print(f"[red]the worker did not become ready; see {log_path}[/]")
+            return 1
+        console.print("worker ready\n")
+        return _feed(settings, watcher, base, console)
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if own_broker is not None:
+            broker.stop(own_broker)
+        if not keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _feed(settings: Settings, watcher: Watcher, base: str, console: Console) -> int:
+    expected_proc = Processor(settings, DictState(), DictState())
+    client = producer(settings)
+    missing: list[str] = []
+    total = 0
+    for title, records in stories():
+        console.rule(title)
+        for logical, value in records:
+            topic = settings.topic(logical)
+            raw = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
+            key = (value.get("person_id") if isinstance(value, dict) else None) or stories_key(records)
+            meta = client.send(topic, key=key.encode(), value=raw).get(timeout=30)
+            expected = expected_proc.process(topic, meta.partition, meta.offset, key.encode(), raw)
+            idents = {output_identity(e.topic, json.loads(_encode(e.value))) for e in expected.emits}
+            label = value.get("event_id") if isinstance(value, dict) else "(unparseable)"
+            console.print(f"sent {label} to {topic}")
+            if not idents and isinstance(value, dict) and logical == "SUBSIDY_ENROLLMENTS":
+                # Wait until the roll is in the worker's state, so that later records of
+                # other feeds meet it there (records of different topics are not ordered).
+                wait_until(lambda v=value: _enrolled(base, v), 30)
+            if not watcher.wait_for(idents, 60):
+                missing.extend(sorted(idents - watcher.seen.keys()))
+            total += len(idents)
+    watcher.poll(500)
+    client.close()
+    console.rule()
+    if missing:
+        console.print(f"[red]{len(missing)} of {total} expected outputs did not arrive: {missing}[/]")
+        return 1
+    console.print(f"[green]all {total} expected outputs arrived, each once, with the expected ids[/]")
+    return 0
+
+
+def stories_key(records: list[tuple[str, Any]]) -> str:
+    """Key for a record that has no parseable person_id: the story's person."""
+    for _, value in records:
+        if isinstance(value, dict):
+            return value["person_id"]
+    return ""
+
+
+def _enrolled(base: str, value: dict[str, Any]) -> bool:
+    code, body = _get_json(f"{base}/persons/{value['person_id']}")
+    if code != 200 or not body or not body.get("status"):
+        return False
+    return any(p["enrolled_by"] == value["event_id"] for p in body["status"]["programs"])
+
+
+def _encode(output: Any) -> bytes:
+    from stream_app.records import encode
+
+    return encode(output)

@@ -1,0 +1,101 @@
+"""Prometheus series of the worker. No label ever carries a person or household id."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "benefit_integrity"
+
+
+class Metrics:
+    """One registry per worker (tests build several in one process)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.consumed = Counter(
+            f"{PREFIX}_records_consumed", "Input records consumed, per input topic.", ["topic"], registry=r
+        )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters",
+            "Input records sent to the dead-letter topic, per input topic and error class.",
+            ["topic", "error_class"],
+            registry=r,
+        )
+        self.warnings = Counter(
+            f"{PREFIX}_warnings",
+            "Assistance warnings emitted, per rule and tier (tier is 'none' for rules without tiers).",
+            ["rule", "tier"],
+            registry=r,
+        )
+        self.stops = Counter(
+            f"{PREFIX}_payment_stops",
+            "Payment stops emitted, per reason and program.",
+            ["reason", "program"],
+            registry=r,
+        )
+        self.resumes = Counter(
+            f"{PREFIX}_payment_resumes", "Payment resumes emitted, per program.", ["program"], registry=r
+        )
+        self.unknown_reversals = Counter(
+            f"{PREFIX}_unknown_reversals",
+            "Reversals naming a settlement the person's state does not hold (nothing changed).",
+            registry=r,
+        )
+        self.ignored_withdrawals = Counter(
+            f"{PREFIX}_ignored_withdrawals",
+            "Death withdrawals naming no death in force (nothing changed).",
+            registry=r,
+        )
+        self.duplicates = Counter(
+            f"{PREFIX}_duplicate_records",
+            "Records redelivered with an event_id already processed (counted once).",
+            ["topic"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_processing_latency_seconds",
+            "From the input record's Kafka timestamp to its outputs handed to the producer.",
+            ["topic"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=r,
+        )
+        self.last_event = Gauge(
+            f"{PREFIX}_last_event_timestamp_seconds",
+            "Event time of the newest record seen per input topic (unix seconds).",
+            ["topic"],
+            registry=r,
+        )
+        self.last_consumed = Gauge(
+            f"{PREFIX}_last_consumed_timestamp_seconds",
+            "Wall-clock time of the last record consumed per input topic (unix seconds).",
+            ["topic"],
+            registry=r,
+        )
+        self.table_persons = Gauge(
+            f"{PREFIX}_table_persons", "Persons held in each table on this worker.", ["table"], registry=r
+        )
+        self.rebalances = Counter(f"{PREFIX}_rebalances", "Consumer group rebalances seen.", registry=r)
+        self.recovery_seconds = Gauge(
+            f"{PREFIX}_table_recovery_seconds", "Duration of the last table recovery.", registry=r
+        )
+        self.lag = Gauge(
+            f"{PREFIX}_consumer_lag_records",
+            "Records not yet consumed per assigned input partition (from the fetch high watermark).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.commit_latency = Histogram(
+            f"{PREFIX}_commit_latency_seconds",
+            "Time to commit consumer offsets.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.ready = Gauge(
+            f"{PREFIX}_ready", "1 when partitions are assigned and tables recovered.", registry=r
+        )
+        self.internal_errors = Counter(
+            f"{PREFIX}_internal_errors",
+            "Records whose processing raised an unexpected error (logged, skipped).",
+            ["topic"],
+            registry=r,
+        )

@@ -1,0 +1,182 @@
+"""One record in, outputs out: decode, look up state, call the rule, write state.
+
+This is the whole per-record path, with no Faust import: the agents call it on
+tables, ``stream-app backtest`` and the demo's expectations call it on dicts, so
+both give the same outputs with the same ids. Emitting (and the wall-clock
+``emitted_at``) is the caller's job.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from stream_app.records import (
+    DeadLetter,
+    DeathRegistration,
+    DisabilityRegistration,
+    InputRecord,
+    MedicalSettlement,
+    Output,
+    PaymentResume,
+    PaymentStop,
+    Rejected,
+    SelfPayWarning,
+    SubsidyEnrollment,
+    decode,
+)
+from stream_app.rules import medical, status
+from stream_app.rules.common import start_of_day_cst, to_us
+from stream_app.rules.medical import MedicalState
+from stream_app.rules.status import StatusState
+from stream_app.settings import Settings
+
+S = TypeVar("S")
+
+#: Logical input topic -> the record its values decode to.
+INPUT_TYPES: dict[str, type[InputRecord]] = {
+    "MEDICAL_SETTLEMENTS": MedicalSettlement,
+    "DISABILITY_REGISTRATIONS": DisabilityRegistration,
+    "DEATH_REGISTRATIONS": DeathRegistration,
+    "SUBSIDY_ENROLLMENTS": SubsidyEnrollment,
+}
+STATUS_TOPICS = ("DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
+
+
+class StateAccess(Protocol, Generic[S]):
+    """Per-person state by person_id: a Faust table in the worker, a dict in a backtest."""
+
+    def get(self, key: str) -> S | None: ...
+
+    def put(self, key: str, state: S | None) -> None: ...
+
+
+class DictState(Generic[S]):
+    def __init__(self) -> None:
+        self.data: dict[str, S] = {}
+
+    def get(self, key: str) -> S | None:
+        return self.data.get(key)
+
+    def put(self, key: str, state: S | None) -> None:
+        if state is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = state
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """An output with its destination: logical topic name and message key."""
+
+    topic: str
+    key: bytes | None
+    value: Output
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    emits: tuple[Emit, ...]
+    outcome: str  # what the record did: counted, duplicate, dead_letter:<class>, ...
+    event_id: str | None = None
+    event_time_us: int | None = None
+
+
+def _route(output: Output) -> Emit:
+    if isinstance(output, PaymentStop):
+        return Emit("PAYMENT_STOPS", output.person_id.encode(), output)
+    if isinstance(output, PaymentResume):
+        return Emit("PAYMENT_RESUMES", output.person_id.encode(), output)
+    if isinstance(output, SelfPayWarning) and output.rule == "HOUSEHOLD_SELF_PAY":
+        return Emit("ASSISTANCE_WARNINGS", (output.household_id or "").encode(), output)
+    return Emit("ASSISTANCE_WARNINGS", output.person_id.encode(), output)  # type: ignore[union-attr]
+
+
+def _text_or_base64(raw: bytes | None) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def dead_letter(
+    rejected: Rejected,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    limit: int,
+) -> Emit:
+    # A value over the size limit is cut to the limit: the record stays findable by
+    # topic/partition/offset, and the dead letter stays well under Kafka's message size.
+    truncated = value is not None and len(value) > limit
+    key_text, key_encoding = _text_or_base64(key)
+    value_text, value_encoding = _text_or_base64(value[:limit] if truncated else value)  # type: ignore[index]
+    letter = DeadLetter(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key_text,
+        key_encoding=key_encoding,  # type: ignore[arg-type]
+        value=value_text,
+        value_encoding=value_encoding,  # type: ignore[arg-type]
+        value_truncated=truncated,
+        error_class=rejected.error_class,
+        error=rejected.error,
+    )
+    return Emit("DEADLETTER", key, letter)
+
+
+class Processor:
+    """The per-record path over two per-person states (medical, status)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        medical_state: StateAccess[MedicalState],
+        status_state: StateAccess[StatusState],
+    ) -> None:
+        self.settings = settings
+        self.params = settings.rules
+        self.medical_state = medical_state
+        self.status_state = status_state
+        self.logical = {name: logical for logical, name in settings.topics.items()}
+
+    def process(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> Processed:
+        logical = self.logical[topic]
+        rec = decode(INPUT_TYPES[logical], key, value, self.settings.max_record_bytes)
+        if isinstance(rec, Rejected):
+            letter = dead_letter(rec, topic, partition, offset, key, value, self.settings.max_record_bytes)
+            return Processed((letter,), f"dead_letter:{rec.error_class}")
+        person = rec.person_id
+        if isinstance(rec, MedicalSettlement):
+            before = self.medical_state.get(person)
+            held = self.status_state.get(person)
+            result = medical.step(
+                before, rec, hardship_holder=bool(held and held.hardship_holder), params=self.params
+            )
+            if result.state is not before:
+                self.medical_state.put(person, result.state)
+        else:
+            before = self.status_state.get(person)
+            result = status.step(before, rec, params=self.params)  # type: ignore[arg-type]
+            if result.state is not before:
+                self.status_state.put(person, result.state)
+        return Processed(
+            tuple(_route(o) for o in result.outputs), result.outcome, rec.event_id, event_time_us(rec)
+        )
+
+
+def event_time_us(rec: InputRecord) -> int:
+    """Event time of a record: when it happened at its source (not when it arrived)."""
+    if isinstance(rec, MedicalSettlement):
+        return to_us(rec.settled_at)
+    if isinstance(rec, DeathRegistration):
+        return to_us(rec.registered_at)
+    return to_us(start_of_day_cst(rec.effective_on))

@@ -1,0 +1,330 @@
+"""Typed records at the edge: decode and validate input once, describe every output.
+
+Input values are decoded by msgspec straight into frozen structs (one pass,
+no intermediate dict). What JSON Schema cannot say of a field (the identity
+number's check character, money exactness, fields required by ``kind`` or
+``status``) is checked right after. Anything wrong becomes a ``Rejected``
+with the contract's ``error_class`` and a sentence naming the field; rules
+never see bytes, dicts or invalid records.
+
+The JSON Schemas in ``schemas/`` describe the same values for other
+departments' systems; ``tests/unit/test_schemas.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+EventId = Annotated[str, Meta(min_length=1, max_length=128)]
+PersonId = Annotated[str, Meta(pattern=r"^[0-9]{17}[0-9X]$")]
+RegionCode = Annotated[str, Meta(pattern=r"^[0-9]{9}$")]
+HouseholdId = Annotated[str, Meta(min_length=1, max_length=128)]
+Program = Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,64}$")]
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+Level = Annotated[int, Meta(ge=1, le=4)]
+
+#: Largest amount accepted on input, in yuan: far above any bill, far below int64 fen.
+MAX_MONEY = Decimal("100000000000")
+
+# ---------------------------------------------------------------------------
+# Input values
+
+
+class MedicalSettlement(Struct, frozen=True, kw_only=True):
+    event_id: EventId
+    person_id: PersonId
+    region_code: RegionCode
+    settled_at: AwareDatetime
+    household_id: HouseholdId | None = None
+    service_on: date | None = None
+    total_cost: Decimal | None = None
+    self_pay: Decimal | None = None
+    kind: Literal["settlement", "reversal"] = "settlement"
+    reverses: EventId | None = None
+
+
+class DisabilityRegistration(Struct, frozen=True, kw_only=True):
+    event_id: EventId
+    person_id: PersonId
+    region_code: RegionCode
+    status: Literal["certified", "revoked", "expired"]
+    effective_on: date
+    level: Level | None = None
+    category: str | None = None
+
+
+class DeathRegistration(Struct, frozen=True, kw_only=True):
+    event_id: EventId
+    person_id: PersonId
+    region_code: RegionCode
+    registered_at: AwareDatetime
+    died_on: date | None = None
+    status: Literal["registered", "withdrawn"] = "registered"
+    withdraws: EventId | None = None
+
+
+class SubsidyEnrollment(Struct, frozen=True, kw_only=True):
+    event_id: EventId
+    person_id: PersonId
+    region_code: RegionCode
+    program: Program
+    status: Literal["active", "ended"]
+    monthly_amount: Decimal
+    effective_on: date
+
+
+InputRecord = MedicalSettlement | DisabilityRegistration | DeathRegistration | SubsidyEnrollment
+StatusRecord = DisabilityRegistration | DeathRegistration | SubsidyEnrollment
+
+
+class Rejected(Struct, frozen=True):
+    """Why a record cannot be processed: one of the contract's error classes and a sentence."""
+
+    error_class: Literal["encoding", "json", "schema", "key", "too_large"]
+    error: str
+
+
+# ---------------------------------------------------------------------------
+# Output values. ``emitted_at`` is set by whoever sends the record (wall clock).
+
+
+class _Output(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+class AssistanceWarning(_Output, frozen=True, kw_only=True, omit_defaults=True):
+    warning_id: str
+    rule: str
+    person_id: str
+    region_code: str
+    household_id: str | None = None
+    caused_by: str
+    occurred_at: datetime
+    emitted_at: str = ""
+    evidence: tuple[str, ...]
+
+
+class SelfPayWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
+    """Rules MEDICAL_SELF_PAY (and, keyed by household, HOUSEHOLD_SELF_PAY)."""
+
+    tier: str
+    rolling_self_pay: str
+    window_start: date
+    window_end: date
+    suggested_amount: str
+    hardship_holder: bool
+    members: tuple[str, ...] | None = None
+
+
+class NursingEligibleWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
+    level: int
+
+
+class DuplicateAssistanceWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
+    programs: tuple[str, str]
+
+
+class PaymentStop(_Output, frozen=True, kw_only=True, omit_defaults=True):
+    stop_id: str
+    person_id: str
+    region_code: str
+    program: str
+    reason: str
+    effective_on: date
+    caused_by: str
+    emitted_at: str = ""
+
+
+class PaymentResume(_Output, frozen=True, kw_only=True, omit_defaults=True):
+    resume_id: str
+    stop_id: str
+    person_id: str
+    region_code: str
+    program: str
+    reason: str
+    effective_on: date
+    caused_by: str
+    emitted_at: str = ""
+
+
+class DeadLetter(_Output, frozen=True, kw_only=True, omit_defaults=True):
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    key_encoding: Literal["base64"] | None = None
+    value: str | None
+    value_encoding: Literal["base64"] | None = None
+    value_truncated: bool = False
+    error_class: str
+    error: str
+    received_at: str = ""
+
+
+Output = AssistanceWarning | PaymentStop | PaymentResume | DeadLetter
+
+# ---------------------------------------------------------------------------
+# Decoding
+
+_DECODERS = {
+    cls: msgspec.json.Decoder(cls)
+    for cls in (MedicalSettlement, DisabilityRegistration, DeathRegistration, SubsidyEnrollment)
+}
+_ANY = msgspec.json.Decoder()
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+#: What each field should look like, appended to schema errors so a person can fix the record.
+_FIELD_HINTS = {
+    "event_id": "a string of 1-128 characters, unique per source record",
+    "person_id": "an 18-character resident identity number: 17 digits and a check digit or X",
+    "region_code": "the 9-digit town/street code, e.g. 330183004",
+    "household_id": "a string of 1-128 characters",
+    "settled_at": "an RFC 3339 datetime with offset, e.g. 2017-03-14T10:21:00+08:00",
+    "registered_at": "an RFC 3339 datetime with offset, e.g. 2017-03-14T10:21:00+08:00",
+    "service_on": "a date YYYY-MM-DD",
+    "effective_on": "a date YYYY-MM-DD",
+    "died_on": "a date YYYY-MM-DD",
+    "total_cost": "yuan as a JSON number or decimal string, at most 2 decimals, not negative",
+    "self_pay": "yuan as a JSON number or decimal string, at most 2 decimals, not negative",
+    "monthly_amount": "yuan as a JSON number or decimal string, at most 2 decimals, not negative",
+    "kind": "'settlement' or 'reversal'",
+    "reverses": "the event_id of the settlement this reversal cancels",
+    "withdraws": "the event_id of the death registration this record withdraws",
+    "status": "one of the statuses the contract lists for this topic",
+    "level": "a whole number 1-4 (1 is most severe)",
+    "program": "1-64 characters of a-z, 0-9 and _, e.g. dibao",
+}
+_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `([^`]+)`")
+
+
+def person_id_valid(person_id: str) -> bool:
+    """ISO 7064 MOD 11-2 check character of a PRC resident identity number."""
+    if len(person_id) != 18 or not person_id[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(person_id[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == person_id[17]
+
+
+def with_check_character(first17: str) -> str:
+    """Complete 17 digits into a valid identity number (for demos and tests)."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return first17 + _ID_CHECK[total % 11]
+
+
+def _schema_error(field: str, problem: str) -> Rejected:
+    hint = _FIELD_HINTS.get(field.split(".")[0].split("[")[0])
+    text = f"field `{field}`: {problem}"
+    return Rejected("schema", f"{text}; expected {hint}" if hint else text)
+
+
+def _from_validation_error(exc: msgspec.ValidationError, raw: str) -> Rejected:
+    message = str(exc)
+    missing = _MISSING.match(message)
+    if missing:
+        field = missing.group(1)
+        return _schema_error(field, "required but missing")
+    at = _PATH.search(message)
+    if at is None:
+        # msgspec reports the root itself: the JSON parsed but is not an object.
+        kind = type(_ANY.decode(raw)).__name__
+        kind = {"list": "array", "str": "string", "NoneType": "null", "dict": "object"}.get(kind, kind)
+        return Rejected("json", f"the value must be a JSON object, got a JSON {kind}")
+    return _schema_error(at.group(1), message[: at.start()])
+
+
+def _check_money(value: Decimal | None, field: str) -> Rejected | None:
+    if value is None:
+        return None
+    if not value.is_finite():
+        return _schema_error(field, f"{value} is not an amount")
+    if value < 0:
+        return _schema_error(field, "must not be negative")
+    if value > MAX_MONEY:
+        return _schema_error(field, f"must not exceed {MAX_MONEY} yuan")
+    if value * 100 != (value * 100).to_integral_value():
+        return _schema_error(field, "has more than 2 fractional digits")
+    return None
+
+
+def _check(record: InputRecord) -> Rejected | None:
+    """Rules no JSON Schema keyword expresses: run after typing succeeded."""
+    if not person_id_valid(record.person_id):
+        return _schema_error("person_id", "check character does not satisfy ISO 7064 MOD 11-2")
+    if isinstance(record, MedicalSettlement):
+        if record.kind == "reversal":
+            if record.reverses is None:
+                return _schema_error("reverses", "required when kind is reversal")
+            return None
+        for field in ("total_cost", "self_pay"):
+            value = getattr(record, field)
+            if value is None:
+                return _schema_error(field, "required for a settlement")
+            problem = _check_money(value, field)
+            if problem:
+                return problem
+    elif isinstance(record, SubsidyEnrollment):
+        return _check_money(record.monthly_amount, "monthly_amount")
+    elif isinstance(record, DisabilityRegistration):
+        if record.status == "certified" and record.level is None:
+            return _schema_error("level", "required when status is certified")
+    elif isinstance(record, DeathRegistration):
+        if record.status == "withdrawn" and record.withdraws is None:
+            return _schema_error("withdraws", "required when status is withdrawn")
+        if record.status == "registered" and record.died_on is None:
+            return _schema_error("died_on", "required when status is registered")
+    return None
+
+
+def decode(
+    record_type: type[InputRecord], key: bytes | None, value: bytes | None, max_bytes: int
+) -> InputRecord | Rejected:
+    """Decode one Kafka record of an input topic, or say why it goes to the dead letters."""
+    if value is None:
+        return Rejected("json", "the value is empty (null); expected a JSON object")
+    if len(value) > max_bytes:
+        return Rejected("too_large", f"the value has {len(value)} bytes, more than the limit of {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected("encoding", f"the value is not UTF-8 (bad byte at position {exc.start})")
+    try:
+        record = _DECODERS[record_type].decode(text)
+    except msgspec.ValidationError as exc:
+        return _from_validation_error(exc, text)
+    except msgspec.DecodeError as exc:
+        return Rejected("json", f"the value is not parseable JSON: {exc}")
+    problem = _check(record)
+    if problem:
+        return problem
+    if key is None:
+        return Rejected("key", "the record has no key; the key must be the value's person_id")
+    if key != record.person_id.encode():
+        return Rejected("key", "the key differs from the value's person_id; they must be equal")
+    return record
+
+
+# ---------------------------------------------------------------------------
+# Encoding
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode(output: Output) -> bytes:
+    return _ENCODER.encode(output)
+
+
+def money(fen: int) -> str:
+    """Money out: a decimal string with exactly 2 fractional digits."""
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def fen(amount: Decimal) -> int:
+    return int(amount * 100)

@@ -1,0 +1,55 @@
+"""What every rule shares: the step result, deterministic ids, calendar helpers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Generic, TypeVar
+
+from stream_app.records import Output
+
+S = TypeVar("S")
+
+#: Namespace of every output id (uuid5); changing it would change every id ever sent.
+_ID_NAMESPACE = uuid.UUID("6f1c7a52-3b1e-5d1a-9c55-0b6a1c2f9e10")
+
+#: Date-only records (death, disability, enrollment) happen at midnight China Standard Time.
+CST = timezone(timedelta(hours=8))
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[S]):
+    """A rule's answer: the new state (None: forget the key), what to emit, and what happened.
+
+    ``outcome`` names what the record did (``counted``, ``duplicate``, ``unknown_reversal``...);
+    the worker counts it in a metric.
+    """
+
+    state: S | None
+    outputs: tuple[Output, ...] = ()
+    outcome: str = "applied"
+
+
+def output_id(*parts: str) -> str:
+    """An id derived only from the records (and rule) behind an output: stable on replay."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "|".join(parts)))
+
+
+def to_us(moment: datetime) -> int:
+    """Exact microseconds since the epoch (no float rounding)."""
+    return (moment - EPOCH) // US
+
+
+def from_us(us: int, offset_s: int) -> datetime:
+    return (EPOCH + us * US).astimezone(timezone(timedelta(seconds=offset_s)))
+
+
+def start_of_day_cst(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=CST)
+
+
+def first_of_next_month(day: date) -> date:
+    return date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)

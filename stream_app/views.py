@@ -1,0 +1,118 @@
+"""Web endpoints on the worker's port: health, readiness, metrics, person state."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stream_app.app import Runtime
+from stream_app.records import money, person_id_valid
+from stream_app.rules.common import from_us
+from stream_app.rules.medical import MedicalState
+from stream_app.rules.status import StatusState
+
+
+def is_ready(app: faust.App) -> bool:
+    """Partitions assigned and tables recovered, and no rebalance under way."""
+    recovery = app.tables.recovery
+    return recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery
+
+
+def medical_view(state: MedicalState, tiers_fen: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        "rolling_self_pay": money(state.rolling_fen),
+        "window_start": state.window_start.isoformat(),
+        "window_end": state.window_end.isoformat(),
+        "armed_tiers": [money(t) for t in tiers_fen if t not in state.disarmed_fen],
+        "settlements": [
+            {
+                "event_id": e.event_id,
+                "settled_at": from_us(e.settled_us, state.newest_offset_s).isoformat(),
+                "service_on": e.service_on.isoformat(),
+                "self_pay": money(e.self_pay_fen),
+                "household_id": e.household_id,
+                "reversed": e.reversed,
+            }
+            for e in state.entries
+        ],
+    }
+
+
+def status_view(state: StatusState) -> dict[str, Any]:
+    death, cert = state.death, state.certification
+    return {
+        "death_in_force": death and {"event_id": death.event_id, "died_on": death.died_on.isoformat()},
+        "certification": cert
+        and {
+            "event_id": cert.event_id,
+            "status": cert.status,
+            "level": cert.level,
+            "effective_on": cert.effective_on.isoformat(),
+        },
+        "programs": [
+            {
+                "program": ep.program,
+                "active_since": ep.effective_on.isoformat(),
+                "enrolled_by": ep.event_id,
+                "monthly_amount": money(ep.monthly_amount_fen),
+                "stops": [
+                    {"stop_id": s.stop_id, "reason": s.reason, "effective_on": s.effective_on.isoformat()}
+                    for s in ep.stops
+                ],
+            }
+            for ep in state.episodes
+        ],
+    }
+
+
+def register(app: faust.App, runtime: Runtime, routing_table: faust.Table) -> None:
+    settings = runtime.settings
+    token = settings.api_token
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            ready = is_ready(app)
+            runtime.metrics.ready.set(1 if ready else 0)
+            return self.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            runtime.metrics.ready.set(1 if is_ready(app) else 0)
+            return self.bytes(generate_latest(runtime.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    # Answered by the worker that owns the key's partition; others forward the request.
+    @app.table_route(table=routing_table, match_info="person_id")
+    async def local_person(view: View, request: Request, *, person_id: str) -> Response:
+        medical = runtime.medical_state.get(person_id)
+        status = runtime.status_state.get(person_id)
+        if medical is None and status is None:
+            return view.json({"error": "no state for this person"}, status=404)
+        return view.json(
+            {
+                "person_id": person_id,
+                "medical": medical and medical_view(medical, settings.rules.medical_tiers_fen),
+                "status": status and status_view(status),
+            }
+        )
+
+    @app.page("/persons/{person_id}")
+    class Person(View):
+        async def get(self, request: Request, person_id: str) -> Response:
+            if token is not None:
+                given = request.headers.get("Authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return self.json({"error": "missing or wrong bearer token"}, status=401)
+            if not person_id_valid(person_id):
+                return self.json({"error": "not a valid 18-character resident identity number"}, status=400)
+            return await local_person(self, request, person_id=person_id)
