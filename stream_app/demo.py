@@ -21,6 +21,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
+from rich.markup import escape
 
 from stream_app import broker
 from stream_app.admin import ensure_topics
@@ -58,7 +59,7 @@ def describe(payload: dict[str, Any]) -> str:
         )
     if "stop_id" in payload:
         return f"[bold red]STOP[/] {payload['program']} from {payload['effective_on']} ({payload['reason']})"
-    return f"[bold magenta]DEAD LETTER[/] {payload['error_class']}: {payload['error']}"
+    return f"[bold magenta]DEAD LETTER[/] {payload['error_class']}: {escape(payload['error'])}"
 
 
 @dataclass

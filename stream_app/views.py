@@ -7,7 +7,7 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from stream_app.app import Runtime
 from stream_app.records import money, person_id_valid
@@ -89,7 +89,10 @@ def register(app: faust.App, runtime: Runtime, routing_table: faust.Table) -> No
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             runtime.metrics.ready.set(1 if is_ready(app) else 0)
-            return self.bytes(generate_latest(runtime.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+            # aiohttp takes the charset apart from the media type (text/plain; version=0.0.4).
+            response = self.bytes(generate_latest(runtime.metrics.registry), content_type="text/plain")
+            response.charset = "utf-8"
+            return response
 
     # Answered by the worker that owns the key's partition; others forward the request.
     @app.table_route(table=routing_table, match_info="person_id")
