@@ -14,7 +14,7 @@ departments' systems; ``tests/unit/test_schemas.py`` keeps the two in step.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -22,34 +22,94 @@ import msgspec
 from msgspec import Meta, Struct
 
 EventId = Annotated[str, Meta(min_length=1, max_length=128)]
-PersonId = Annotated[str, Meta(pattern=r"^[0-9]{17}[0-9X]$")]
-RegionCode = Annotated[str, Meta(pattern=r"^[0-9]{9}$")]
-HouseholdId = Annotated[str, Meta(min_length=1, max_length=128)]
-Program = Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,64}$")]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
+# \Z, not $: msgspec matches with Python's re, where $ also matches before a final newline.
+PersonId = Annotated[str, Meta(pattern=r"^[0-9]{17}[0-9X]\Z")]
+RegionCode = Annotated[str, Meta(pattern=r"^[0-9]{9}\Z")]
+Program = Annotated[str, Meta(pattern=r"^[a-z0-9_]{1,64}\Z")]
+DateTimeText = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
+    ),
+]
 Level = Annotated[int, Meta(ge=1, le=4)]
 
-#: Largest amount accepted on input, in yuan: far above any bill, far below int64 fen.
-MAX_MONEY = Decimal("100000000000")
+#: Largest amount accepted, in yuan. State keeps fen in 64-bit integers, so an
+#: unbounded amount could not be stored; 10^15 yuan is far above any bill.
+MAX_MONEY = Decimal(10) ** 15
 
 # ---------------------------------------------------------------------------
-# Input values
+# Input values, as the rules see them (validated, typed, exact).
 
 
 class MedicalSettlement(Struct, frozen=True, kw_only=True):
-    event_id: EventId
-    person_id: PersonId
-    region_code: RegionCode
-    settled_at: AwareDatetime
-    household_id: HouseholdId | None = None
+    event_id: str
+    person_id: str
+    region_code: str
+    settled_at: datetime
+    household_id: str | None = None
     service_on: date | None = None
     total_cost: Decimal | None = None
     self_pay: Decimal | None = None
     kind: Literal["settlement", "reversal"] = "settlement"
-    reverses: EventId | None = None
+    reverses: str | None = None
 
 
 class DisabilityRegistration(Struct, frozen=True, kw_only=True):
+    event_id: str
+    person_id: str
+    region_code: str
+    status: Literal["certified", "revoked", "expired"]
+    effective_on: date
+    level: int | None = None
+    category: str | None = None
+
+
+class DeathRegistration(Struct, frozen=True, kw_only=True):
+    event_id: str
+    person_id: str
+    region_code: str
+    registered_at: datetime
+    died_on: date | None = None
+    status: Literal["registered", "withdrawn"] = "registered"
+    withdraws: str | None = None
+
+
+class SubsidyEnrollment(Struct, frozen=True, kw_only=True):
+    event_id: str
+    person_id: str
+    region_code: str
+    program: str
+    status: Literal["active", "ended"]
+    monthly_amount: Decimal
+    effective_on: date
+
+
+InputRecord = MedicalSettlement | DisabilityRegistration | DeathRegistration | SubsidyEnrollment
+StatusRecord = DisabilityRegistration | DeathRegistration | SubsidyEnrollment
+
+# ---------------------------------------------------------------------------
+# Input values as they arrive. msgspec checks types, ranges and patterns in the
+# parse; money, datetimes and fields that only some kinds need stay raw here and
+# are checked by ``_finish`` (a reversal's ``self_pay`` is ignored, not validated).
+
+_RAW_ABSENT = msgspec.Raw()
+
+
+class _SettlementIn(Struct, frozen=True, kw_only=True):
+    event_id: EventId
+    person_id: PersonId
+    region_code: RegionCode
+    settled_at: DateTimeText
+    household_id: str | None = None
+    service_on: msgspec.Raw = _RAW_ABSENT
+    total_cost: msgspec.Raw = _RAW_ABSENT
+    self_pay: msgspec.Raw = _RAW_ABSENT
+    kind: Literal["settlement", "reversal"] = "settlement"
+    reverses: EventId | None = None
+
+
+class _DisabilityIn(Struct, frozen=True, kw_only=True):
     event_id: EventId
     person_id: PersonId
     region_code: RegionCode
@@ -59,28 +119,24 @@ class DisabilityRegistration(Struct, frozen=True, kw_only=True):
     category: str | None = None
 
 
-class DeathRegistration(Struct, frozen=True, kw_only=True):
+class _DeathIn(Struct, frozen=True, kw_only=True):
     event_id: EventId
     person_id: PersonId
     region_code: RegionCode
-    registered_at: AwareDatetime
-    died_on: date | None = None
+    registered_at: DateTimeText
+    died_on: msgspec.Raw = _RAW_ABSENT
     status: Literal["registered", "withdrawn"] = "registered"
     withdraws: EventId | None = None
 
 
-class SubsidyEnrollment(Struct, frozen=True, kw_only=True):
+class _EnrollmentIn(Struct, frozen=True, kw_only=True):
     event_id: EventId
     person_id: PersonId
     region_code: RegionCode
     program: Program
     status: Literal["active", "ended"]
-    monthly_amount: Decimal
+    monthly_amount: msgspec.Raw
     effective_on: date
-
-
-InputRecord = MedicalSettlement | DisabilityRegistration | DeathRegistration | SubsidyEnrollment
-StatusRecord = DisabilityRegistration | DeathRegistration | SubsidyEnrollment
 
 
 class Rejected(Struct, frozen=True):
@@ -172,10 +228,16 @@ Output = AssistanceWarning | PaymentStop | PaymentResume | DeadLetter
 # ---------------------------------------------------------------------------
 # Decoding
 
-_DECODERS = {
-    cls: msgspec.json.Decoder(cls)
-    for cls in (MedicalSettlement, DisabilityRegistration, DeathRegistration, SubsidyEnrollment)
+_WIRE = {
+    MedicalSettlement: _SettlementIn,
+    DisabilityRegistration: _DisabilityIn,
+    DeathRegistration: _DeathIn,
+    SubsidyEnrollment: _EnrollmentIn,
 }
+_DECODERS = {record_type: msgspec.json.Decoder(wire) for record_type, wire in _WIRE.items()}
+_DATE = msgspec.json.Decoder(date)
+_MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?\Z")
+_JSON_NUMBER = re.compile(rb"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
 _ANY = msgspec.json.Decoder()
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -185,7 +247,7 @@ _FIELD_HINTS = {
     "event_id": "a string of 1-128 characters, unique per source record",
     "person_id": "an 18-character resident identity number: 17 digits and a check digit or X",
     "region_code": "the 9-digit town/street code, e.g. 330183004",
-    "household_id": "a string of 1-128 characters",
+    "household_id": "a string",
     "settled_at": "an RFC 3339 datetime with offset, e.g. 2017-03-14T10:21:00+08:00",
     "registered_at": "an RFC 3339 datetime with offset, e.g. 2017-03-14T10:21:00+08:00",
     "service_on": "a date YYYY-MM-DD",
@@ -240,47 +302,124 @@ def _from_validation_error(exc: msgspec.ValidationError, raw: str) -> Rejected:
     return _schema_error(at.group(1), message[: at.start()])
 
 
-def _check_money(value: Decimal | None, field: str) -> Rejected | None:
-    if value is None:
-        return None
-    if not value.is_finite():
-        return _schema_error(field, f"{value} is not an amount")
-    if value < 0:
-        return _schema_error(field, "must not be negative")
+class _Bad(Exception):
+    """A field failed a check after parsing; carries the dead letter's reason."""
+
+    def __init__(self, rejected: Rejected) -> None:
+        self.rejected = rejected
+
+
+def _money(raw: msgspec.Raw, field: str) -> Decimal:
+    """Yuan from a JSON number or a decimal string: exact, at most 2 decimals, not negative."""
+    token = bytes(raw)
+    if not token or token == b"null":
+        raise _Bad(_schema_error(field, "required but missing"))
+    if token.startswith(b'"'):
+        text = msgspec.json.decode(token)
+        if text.startswith("-"):
+            raise _Bad(_schema_error(field, "must not be negative"))
+        if not _MONEY_TEXT.match(text):
+            raise _Bad(_schema_error(field, f"{text!r} is not a decimal with at most 2 fractional digits"))
+        value = Decimal(text)
+    elif _JSON_NUMBER.match(token):
+        value = Decimal(token.decode())
+        if value < 0:
+            raise _Bad(_schema_error(field, "must not be negative"))
+        if value * 100 != (value * 100).to_integral_value():
+            raise _Bad(_schema_error(field, "has more than 2 fractional digits"))
+    else:
+        raise _Bad(_schema_error(field, f"got {token[:40].decode(errors='replace')}, not an amount"))
     if value > MAX_MONEY:
-        return _schema_error(field, f"must not exceed {MAX_MONEY} yuan")
-    if value * 100 != (value * 100).to_integral_value():
-        return _schema_error(field, "has more than 2 fractional digits")
-    return None
+        raise _Bad(_schema_error(field, f"must not exceed {MAX_MONEY:f} yuan"))
+    return value
 
 
-def _check(record: InputRecord) -> Rejected | None:
-    """Rules no JSON Schema keyword expresses: run after typing succeeded."""
-    if not person_id_valid(record.person_id):
-        return _schema_error("person_id", "check character does not satisfy ISO 7064 MOD 11-2")
-    if isinstance(record, MedicalSettlement):
-        if record.kind == "reversal":
-            if record.reverses is None:
-                return _schema_error("reverses", "required when kind is reversal")
-            return None
-        for field in ("total_cost", "self_pay"):
-            value = getattr(record, field)
-            if value is None:
-                return _schema_error(field, "required for a settlement")
-            problem = _check_money(value, field)
-            if problem:
-                return problem
-    elif isinstance(record, SubsidyEnrollment):
-        return _check_money(record.monthly_amount, "monthly_amount")
-    elif isinstance(record, DisabilityRegistration):
-        if record.status == "certified" and record.level is None:
-            return _schema_error("level", "required when status is certified")
-    elif isinstance(record, DeathRegistration):
-        if record.status == "withdrawn" and record.withdraws is None:
-            return _schema_error("withdraws", "required when status is withdrawn")
-        if record.status == "registered" and record.died_on is None:
-            return _schema_error("died_on", "required when status is registered")
-    return None
+def _datetime(text: str, field: str) -> datetime:
+    leap = text[17:19] == "60"  # RFC 3339 allows a leap second; count it as the next second
+    try:
+        text = text.upper()  # RFC 3339 allows t and z; fromisoformat does not
+        moment = datetime.fromisoformat(text[:17] + "59" + text[19:] if leap else text)
+    except ValueError:
+        raise _Bad(_schema_error(field, f"{text!r} is not a valid datetime")) from None
+    return moment + timedelta(seconds=1) if leap else moment
+
+
+def _date(raw: msgspec.Raw, field: str, required: bool) -> date | None:
+    token = bytes(raw)
+    if not token or token == b"null":
+        if required:
+            raise _Bad(_schema_error(field, "required but missing"))
+        return None
+    try:
+        return _DATE.decode(token)
+    except msgspec.ValidationError as exc:
+        raise _Bad(_schema_error(field, str(exc).split(" - at ")[0])) from None
+
+
+def _finish(wire: Struct) -> InputRecord:
+    """Typed record from the parsed value; raise ``_Bad`` naming the field that is wrong."""
+    if not person_id_valid(wire.person_id):  # type: ignore[attr-defined]
+        raise _Bad(_schema_error("person_id", "check character does not satisfy ISO 7064 MOD 11-2"))
+    if isinstance(wire, _SettlementIn):
+        settled_at = _datetime(wire.settled_at, "settled_at")
+        common = {
+            "event_id": wire.event_id,
+            "person_id": wire.person_id,
+            "region_code": wire.region_code,
+            "settled_at": settled_at,
+            "household_id": wire.household_id or None,  # "" names no household
+        }
+        if wire.kind == "reversal":
+            if wire.reverses is None:
+                raise _Bad(_schema_error("reverses", "required when kind is reversal"))
+            # A reversal's amounts and service date are ignored, so not validated either.
+            return MedicalSettlement(**common, kind="reversal", reverses=wire.reverses)
+        return MedicalSettlement(
+            **common,
+            service_on=_date(wire.service_on, "service_on", required=False),
+            total_cost=_money(wire.total_cost, "total_cost"),
+            self_pay=_money(wire.self_pay, "self_pay"),
+            reverses=wire.reverses,
+        )
+    if isinstance(wire, _EnrollmentIn):
+        return SubsidyEnrollment(
+            event_id=wire.event_id,
+            person_id=wire.person_id,
+            region_code=wire.region_code,
+            program=wire.program,
+            status=wire.status,
+            monthly_amount=_money(wire.monthly_amount, "monthly_amount"),
+            effective_on=wire.effective_on,
+        )
+    if isinstance(wire, _DisabilityIn):
+        if wire.status == "certified" and wire.level is None:
+            raise _Bad(_schema_error("level", "required when status is certified"))
+        return DisabilityRegistration(
+            event_id=wire.event_id,
+            person_id=wire.person_id,
+            region_code=wire.region_code,
+            status=wire.status,
+            effective_on=wire.effective_on,
+            level=wire.level,
+            category=wire.category,
+        )
+    assert isinstance(wire, _DeathIn)
+    registered_at = _datetime(wire.registered_at, "registered_at")
+    if wire.status == "withdrawn":
+        if wire.withdraws is None:
+            raise _Bad(_schema_error("withdraws", "required when status is withdrawn"))
+        died_on = None  # ignored on a withdrawal
+    else:
+        died_on = _date(wire.died_on, "died_on", required=True)
+    return DeathRegistration(
+        event_id=wire.event_id,
+        person_id=wire.person_id,
+        region_code=wire.region_code,
+        registered_at=registered_at,
+        died_on=died_on,
+        status=wire.status,
+        withdraws=wire.withdraws,
+    )
 
 
 def decode(
@@ -296,14 +435,13 @@ def decode(
     except UnicodeDecodeError as exc:
         return Rejected("encoding", f"the value is not UTF-8 (bad byte at position {exc.start})")
     try:
-        record = _DECODERS[record_type].decode(text)
+        record = _finish(_DECODERS[record_type].decode(text))
     except msgspec.ValidationError as exc:
         return _from_validation_error(exc, text)
     except msgspec.DecodeError as exc:
         return Rejected("json", f"the value is not parseable JSON: {exc}")
-    problem = _check(record)
-    if problem:
-        return problem
+    except _Bad as bad:
+        return bad.rejected
     if key is None:
         return Rejected("key", "the record has no key; the key must be the value's person_id")
     if key != record.person_id.encode():

@@ -323,7 +323,20 @@ def test_strimzi_user_has_least_privilege(rendered: Any, helpers: Any) -> None:
     assert len({r["metadata"]["namespace"] for r in strimzi}) == 1
     assert len({r["metadata"]["labels"]["strimzi.io/cluster"] for r in strimzi}) == 1
     (cluster,) = {r["metadata"]["labels"]["strimzi.io/cluster"] for r in strimzi}
-    assert f"{cluster}-kafka-bootstrap.{strimzi[0]['metadata']['namespace']}.svc" in data["STREAM_APP_BROKER"]
+    (kafka_ns,) = {r["metadata"]["namespace"] for r in strimzi}
+    assert f"{cluster}-kafka-bootstrap.{kafka_ns}.svc" in data["STREAM_APP_BROKER"]
+    # ... and the NetworkPolicy lets the worker reach exactly that cluster.
+    policy = helpers.only(resources, "NetworkPolicy")
+    peers = [
+        peer
+        for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if "strimzi.io/cluster" in peer.get("podSelector", {}).get("matchLabels", {})
+    ]
+    assert peers, "production egress should name the Strimzi cluster's pods"
+    for peer in peers:
+        assert peer["podSelector"]["matchLabels"]["strimzi.io/cluster"] == cluster
+        assert peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == kafka_ns
 
 
 def test_namespaces(rendered: Any, helpers: Any, overlay: str) -> None:

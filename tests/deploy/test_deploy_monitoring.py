@@ -262,3 +262,22 @@ def test_dashboard_configmap_carries_the_file(rendered: Any, helpers: Any) -> No
 def test_operations_doc_explains_every_metric(metric: str) -> None:
     assert OPERATIONS.exists(), "docs/operations.md is missing"
     assert f"`{metric}" in OPERATIONS.read_text(), f"docs/operations.md does not describe {metric}"
+
+
+@pytest.mark.parametrize("doc", ["deploy.md", "operations.md"])
+def test_doc_links_resolve(doc: str) -> None:
+    """Relative links between docs/deploy.md and docs/operations.md, anchors included."""
+    docs_dir = REPO / "docs"
+    text = (docs_dir / doc).read_text()
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = docs_dir / path if path else docs_dir / doc
+        if not linked.exists():
+            broken.append(target)
+            continue
+        if anchor and anchor not in _anchors(linked.read_text()):
+            broken.append(target)
+    assert not broken, f"{doc}: broken links {broken}"

@@ -152,7 +152,7 @@ class Kafka:
         for records in reader.poll(timeout_ms=200).values():
             for msg in records:
                 self.received[logical].append(
-                    {"key": msg.key.decode() if msg.key else None, **json.loads(msg.value)}
+                    {"_key": msg.key.decode() if msg.key else None, **json.loads(msg.value)}
                 )
         return self.received[logical]
 

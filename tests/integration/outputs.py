@@ -23,7 +23,7 @@ def validator(logical: str) -> Draft202012Validator:
 
 def assert_valid(logical: str, records: list[dict[str, Any]]) -> None:
     for record in records:
-        value = {k: v for k, v in record.items() if k != "key"}
+        value = {k: v for k, v in record.items() if k != "_key"}
         errors = [e.message for e in validator(logical).iter_errors(value)]
         assert not errors, f"{logical} record breaks its schema: {errors}\n{value}"
 

@@ -46,7 +46,7 @@ def test_status_feeds_give_exactly_the_contract_stops_resumes_and_warnings(kafka
         (late, "dibao"): ("DECEASED_ENROLLMENT", "2017-04-01", "e-late"),
         (wrong, "dibao"): ("DEATH", "2017-11-01", "d-wrong"),
     }
-    assert all(s["key"] == s["person_id"] and s["region_code"] == "330183004" for s in stops)
+    assert all(s["_key"] == s["person_id"] and s["region_code"] == "330183004" for s in stops)
 
     # The wrong death is withdrawn: the dibao payment resumes from the stop's date.
     withdrawal = {

@@ -1,0 +1,57 @@
+"""The worker's web port as its users see it: health, readiness, person state, routing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.builders import enrollment_value, person, settlement_value
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_persons_needs_the_token_validates_ids_and_answers_state(kafka, make_worker):
+    worker = make_worker(STREAM_APP_API_TOKEN="s3cret").start()
+    auth = {"Authorization": "Bearer s3cret"}
+    who, nobody = person(501), person(502)
+    assert worker.get("/healthz")[0] == 200
+    assert worker.get("/readyz") == (200, {"ready": True})
+    assert worker.get(f"/persons/{who}")[0] == 401
+    assert worker.get(f"/persons/{who}", {"Authorization": "Bearer wrong"})[0] == 401
+    assert worker.get("/persons/330183195001020019", auth)[0] == 400  # wrong check character
+    assert worker.get("/persons/12345", auth)[0] == 400
+    assert worker.get(f"/persons/{nobody}", auth)[0] == 404
+
+    kafka.send("MEDICAL_SETTLEMENTS", settlement_value("s1", who, "2017-03-01T09:00:00+08:00", "1234.5"))
+    kafka.send("SUBSIDY_ENROLLMENTS", enrollment_value("e1", who, "dibao", "active", "2017-01-01", "760"))
+
+    def state():
+        status, body = worker.get(f"/persons/{who}", auth)
+        return body if status == 200 and body["medical"] and body["status"] else None
+
+    body = wait_until(state, 30, "the person's state")
+    assert body["medical"]["rolling_self_pay"] == "1234.50"
+    assert body["medical"]["armed_tiers"] == ["30000.00", "50000.00"]
+    assert body["status"]["programs"][0]["program"] == "dibao"
+    assert body["status"]["death_in_force"] is None
+
+
+def test_persons_is_answered_by_either_worker(kafka, make_worker):
+    first = make_worker("a").start()
+    second = make_worker("b").start()
+    people = [person(600 + n) for n in range(12)]  # spread over all partitions
+    for n, who in enumerate(people):
+        kafka.send(
+            "MEDICAL_SETTLEMENTS", settlement_value(f"s{n}", who, "2017-03-01T09:00:00+08:00", str(100 + n))
+        )
+
+    def both_answer() -> bool:
+        if first.get("/readyz")[0] != 200 or second.get("/readyz")[0] != 200:
+            return False
+        answers = [(w.get(f"/persons/{who}")) for who in people for w in (first, second)]
+        return all(status == 200 for status, _ in answers)
+
+    wait_until(both_answer, 90, "both workers to answer for every person")
+    for n, who in enumerate(people):
+        a, b = first.get(f"/persons/{who}")[1], second.get(f"/persons/{who}")[1]
+        assert a == b and a["medical"]["rolling_self_pay"] == f"{100 + n}.00"
