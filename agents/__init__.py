@@ -46,4 +46,4 @@ async def consume(stream: StreamT, runtime: Runtime) -> None:
                     processed.event_id,
                 )
         await runtime.emit(processed.emits)
-        runtime.observe(msg.topic, msg.timestamp, processed)
+        runtime.observe(msg.topic, msg.partition, msg.offset, msg.timestamp, processed)

@@ -11,7 +11,7 @@ import faust
 from msgspec.structs import replace
 
 from stream_app.metrics import Metrics
-from stream_app.processing import Emit, Processed, Processor
+from stream_app.processing import INPUT_TYPES, Emit, Processed, Processor
 from stream_app.records import DeadLetter, PaymentResume, PaymentStop, encode
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
@@ -33,6 +33,13 @@ class Runtime:
     status_state: TableState[StatusState]
     outputs: dict[str, faust.TopicT]
     metrics: Metrics = field(default_factory=Metrics)
+    tables: dict[str, faust.Table] = field(default_factory=dict)
+    #: Next offset to consume per input (topic, partition), for the lag gauge.
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def input_topics(self) -> set[str]:
+        return {self.settings.topic(logical) for logical in INPUT_TYPES}
 
     async def emit(self, emits: tuple[Emit, ...]) -> None:
         if not emits:
@@ -49,7 +56,10 @@ class Runtime:
             # committed-ready, so an output is never lost behind a committed offset.
             await self.outputs[item.topic].send(key=item.key, value=encode(stamped))
 
-    def observe(self, topic: str, timestamp_s: float | None, processed: Processed) -> None:
+    def observe(
+        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
+    ) -> None:
+        self.positions[(topic, partition)] = offset + 1
         m = self.metrics
         m.consumed.labels(topic).inc()
         m.last_consumed.labels(topic).set(time.time())
@@ -130,12 +140,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         medical_state=medical_state,
         status_state=status_state,
         outputs=outputs,
+        tables={"person_medical": medical_table, "person_status": status_table},
     )
 
     from agents import medical, status  # agents sit on top of the app they register with
-    from stream_app import views
+    from stream_app import observability, views
 
     medical.register(app, runtime)
     status.register(app, runtime)
     views.register(app, runtime, medical_table)
+    observability.install(runtime)
     return app, runtime

@@ -6,6 +6,8 @@ Progress goes to stderr, results to stdout. Exit codes: 0 ok, 1 failure, 2 usage
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.config
 import sys
 
 from stream_app import settings as settings_module
@@ -23,12 +25,22 @@ def _worker(args: argparse.Namespace, settings: settings_module.Settings) -> int
 
     from stream_app.admin import ensure_topics
     from stream_app.app import create_app
-    from stream_app.logs import configure
+    from stream_app.logs import worker_logging_config
 
-    configure(settings)
+    config = worker_logging_config(settings)
+    if config:
+        logging.config.dictConfig(config)  # until Faust's worker sets up its own (the same)
+    else:
+        logging.basicConfig(level=settings.log_level.upper())
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the admin client is chatty at INFO
     ensure_topics(settings)
     app, _runtime = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.upper(),
+        logging_config=config,
+        redirect_stdouts=False,
+    )
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0
 

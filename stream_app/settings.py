@@ -68,6 +68,8 @@ class Settings:
     api_token: str | None = None
     log_level: str = "info"
     log_format: str = "text"
+    #: Faust's own Prometheus monitor (events, sends, table operations) beside ours.
+    faust_metrics: bool = True
     #: ``tansu`` turns on the workarounds for the local broker (see BROKER.md);
     #: ``auto`` picks them when the broker is on a loopback address.
     broker_compat: str = "auto"
@@ -225,6 +227,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         api_token=get("API_TOKEN"),
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+        faust_metrics=_choice(env, "FAUST_METRICS", "true", ("true", "false")) == "true",
         broker_compat=_choice(env, "BROKER_COMPAT", "auto", ("auto", "tansu", "kafka")),
         security_protocol=_choice(
             env, "SECURITY_PROTOCOL", "PLAINTEXT", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
