@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from stream_app import broker
 from stream_app.admin import ensure_topics
 from stream_app.demo_feed import stories
 from stream_app.processing import DictState, Processor
+from stream_app.records import encode
 from stream_app.security import kafka_python_config
 from stream_app.settings import Settings
 from stream_app.tools import producer
@@ -67,6 +69,7 @@ class Watcher:
     consumer: KafkaConsumer
     console: Console
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrivals: Counter[str] = field(default_factory=Counter)
 
     def poll(self, timeout_ms: int = 200) -> None:
         for records in self.consumer.poll(timeout_ms=timeout_ms).values():
@@ -78,6 +81,7 @@ class Watcher:
                     f"     [dim]{msg.topic} {json.dumps(payload, ensure_ascii=False)}[/]", soft_wrap=True
                 )
                 self.seen[ident] = payload
+                self.arrivals[ident] += 1
 
     def wait_for(self, idents: set[str], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -159,7 +163,7 @@ def _feed(settings: Settings, watcher: Watcher, base: str, console: Console) -> 
     expected_proc = Processor(settings, DictState(), DictState())
     client = producer(settings)
     missing: list[str] = []
-    total = 0
+    expected_all: set[str] = set()
     for title, records in stories():
         console.rule(title)
         for logical, value in records:
@@ -168,7 +172,7 @@ def _feed(settings: Settings, watcher: Watcher, base: str, console: Console) -> 
             key = (value.get("person_id") if isinstance(value, dict) else None) or stories_key(records)
             meta = client.send(topic, key=key.encode(), value=raw).get(timeout=30)
             expected = expected_proc.process(topic, meta.partition, meta.offset, key.encode(), raw)
-            idents = {output_identity(e.topic, json.loads(_encode(e.value))) for e in expected.emits}
+            idents = {output_identity(e.topic, json.loads(encode(e.value))) for e in expected.emits}
             label = value.get("event_id") if isinstance(value, dict) else "(unparseable)"
             console.print(f"sent {label} to {topic}")
             if not idents and isinstance(value, dict) and logical == "SUBSIDY_ENROLLMENTS":
@@ -177,14 +181,21 @@ def _feed(settings: Settings, watcher: Watcher, base: str, console: Console) -> 
                 wait_until(lambda v=value: _enrolled(base, v), 30)
             if not watcher.wait_for(idents, 60):
                 missing.extend(sorted(idents - watcher.seen.keys()))
-            total += len(idents)
+            expected_all |= idents
     watcher.poll(500)
     client.close()
     console.rule()
-    if missing:
-        console.print(f"[red]{len(missing)} of {total} expected outputs did not arrive: {missing}[/]")
+    extra = sorted(set(watcher.seen) - expected_all)
+    repeated = sorted(i for i, n in watcher.arrivals.items() if n > 1)
+    if missing or extra or repeated:
+        console.print(
+            f"[red]of {len(expected_all)} expected outputs, missing: {missing}; "
+            f"unexpected: {extra}; arrived more than once: {repeated}[/]"
+        )
         return 1
-    console.print(f"[green]all {total} expected outputs arrived, each once, with the expected ids[/]")
+    console.print(
+        f"[green]all {len(expected_all)} expected outputs arrived, each once, with the expected ids[/]"
+    )
     return 0
 
 
@@ -201,9 +212,3 @@ def _enrolled(base: str, value: dict[str, Any]) -> bool:
     if code != 200 or not body or not body.get("status"):
         return False
     return any(p["enrolled_by"] == value["event_id"] for p in body["status"]["programs"])
-
-
-def _encode(output: Any) -> bytes:
-    from stream_app.records import encode
-
-    return encode(output)

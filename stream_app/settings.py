@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
@@ -85,10 +85,6 @@ class Settings:
 
     # -- derived values -------------------------------------------------
 
-    @property
-    def topic_names(self) -> dict[str, str]:
-        return dict(self.topics)
-
     def topic(self, name: str) -> str:
         return self.topics[name]
 
@@ -115,9 +111,6 @@ class Settings:
     @property
     def web_url(self) -> str:
         return self.canonical_url or f"http://{socket.gethostname()}:{self.web_port}"
-
-    def with_rules(self, **changes: object) -> Settings:
-        return replace(self, rules=replace(self.rules, **changes))
 
 
 # -- parsing helpers ------------------------------------------------------

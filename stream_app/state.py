@@ -33,6 +33,3 @@ class TableState(Generic[S]):
             self.table.pop(key, None)
         else:
             self.table[key] = self._encoder.encode(state)
-
-    def encoded_size(self, state: S) -> int:
-        return len(self._encoder.encode(state))
