@@ -104,6 +104,12 @@ def test_every_kind_of_bad_input_goes_to_dead_letters_and_good_records_still_cou
     for topic, value, key, _, _ in bad:
         meta = kafka.send(topic, value, key=key)
         positions.append((kafka.topics[topic], meta.partition, meta.offset))
+    # A tombstone (no value at all) is bad input too.
+    tomb = kafka.producer.send(kafka.topics["MEDICAL_SETTLEMENTS"], key=who.encode(), value=None).get(
+        timeout=30
+    )
+    positions.append((kafka.topics["MEDICAL_SETTLEMENTS"], tomb.partition, tomb.offset))
+    bad.append(("MEDICAL_SETTLEMENTS", None, who, "json", None))
     kafka.send("MEDICAL_SETTLEMENTS", good("g2", "15000"))
 
     letters = kafka.wait_for("DEADLETTER", len(bad))
@@ -116,7 +122,9 @@ def test_every_kind_of_bad_input_goes_to_dead_letters_and_good_records_still_cou
             assert f"`{field}`" in letter["error"], letter
         assert letter["key"] == key
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-        if letter.get("value_encoding") == "base64":
+        if value is None:
+            assert letter["value"] is None
+        elif letter.get("value_encoding") == "base64":
             assert base64.b64decode(letter["value"]) == raw
         elif letter.get("value_truncated"):
             assert raw.decode().startswith(letter["value"]) and len(letter["value"]) == 2000
