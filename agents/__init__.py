@@ -7,6 +7,7 @@ import logging
 from faust import StreamT
 
 from stream_app.app import Runtime
+from stream_app.processing import Processed
 
 log = logging.getLogger("stream_app.agents")
 
@@ -25,6 +26,7 @@ async def consume(stream: StreamT, runtime: Runtime) -> None:
         except Exception:
             metrics.internal_errors.labels(msg.topic).inc()
             log.exception("internal error on %s[%d]@%d; record skipped", msg.topic, msg.partition, msg.offset)
+            runtime.observe(msg.topic, msg.partition, msg.offset, None, Processed((), "internal_error"))
             continue
         if processed.outcome.startswith("dead_letter:"):
             log.info(

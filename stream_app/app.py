@@ -36,6 +36,7 @@ class Runtime:
     tables: dict[str, faust.Table] = field(default_factory=dict)
     #: Next offset to consume per input (topic, partition), for the lag gauge.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    newest_event_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def input_topics(self) -> set[str]:
@@ -64,7 +65,10 @@ class Runtime:
         m.consumed.labels(topic).inc()
         m.last_consumed.labels(topic).set(time.time())
         if processed.event_time_us is not None:
-            m.last_event.labels(topic).set(processed.event_time_us / 1e6)
+            event_s = processed.event_time_us / 1e6
+            if event_s > self.newest_event_s.get(topic, float("-inf")):  # a late record never moves it back
+                self.newest_event_s[topic] = event_s
+                m.last_event.labels(topic).set(event_s)
         outcome = processed.outcome
         if outcome.startswith("dead_letter:"):
             m.dead_letters.labels(topic, outcome.split(":", 1)[1]).inc()

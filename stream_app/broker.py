@@ -66,18 +66,29 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 def run_foreground(host: str = "127.0.0.1", port: int = 9092) -> int:
     """``stream-app broker``: run until SIGINT/SIGTERM, then stop tansu cleanly."""
+    running: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def _forward(signum: int, _frame: object) -> None:
+        # Only pass the signal on: the main thread waits in proc.wait() (holding
+        # Popen's lock), so waiting here too would deadlock.
+        nonlocal stopping
+        stopping = True
+        if running and running[0].poll() is None:
+            running[0].send_signal(signal.SIGTERM)
+
+    # Handlers first: a signal that arrives while tansu starts must stop it too.
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
     try:
         proc = start(host, port)
     except BrokerError as exc:
         print(f"stream-app broker: {exc}", file=sys.stderr)
         return 1
+    running.append(proc)
+    if stopping:
+        proc.send_signal(signal.SIGTERM)
     print(f"local broker (tansu, memory only) listening on {host}:{port}; Ctrl-C stops it", file=sys.stderr)
-
-    def _forward(signum: int, _frame: object) -> None:
-        stop(proc)
-
-    signal.signal(signal.SIGTERM, _forward)
-    signal.signal(signal.SIGINT, _forward)
     code = proc.wait()
     # tansu exits on SIGTERM with a non-zero code; a stop we asked for is a clean stop.
-    return 0 if code in (0, -signal.SIGTERM, 143) else code
+    return 0 if stopping or code == 0 else code

@@ -16,10 +16,13 @@ from prometheus_client import Histogram
 
 from stream_app.app import Runtime
 from stream_app.metrics import PREFIX, Metrics
+from stream_app.records import money
+from stream_app.rules.status import DISABILITY_PROGRAMS
 
 log = logging.getLogger("stream_app")
 
 ERROR_CLASSES = ("encoding", "json", "schema", "key", "too_large")
+KNOWN_PROGRAMS = ("dibao", "tekun", "disability_living", "disability_nursing")
 
 
 class EngineSensor(faust.Sensor):
@@ -69,6 +72,18 @@ def install(runtime: Runtime) -> None:
         metrics.duplicates.labels(topic)
         for error_class in ERROR_CLASSES:
             metrics.dead_letters.labels(topic, error_class)
+    # And the outputs known in advance, so the first one after a restart counts in increase().
+    for tier in runtime.settings.rules.medical_tiers_fen:
+        metrics.warnings.labels("MEDICAL_SELF_PAY", money(tier))
+    for rule in ("DISABILITY_NURSING_ELIGIBLE", "DUPLICATE_ASSISTANCE"):
+        metrics.warnings.labels(rule, "none")
+    for program in KNOWN_PROGRAMS:
+        metrics.resumes.labels(program)
+        for reason in ("DEATH", "DECEASED_ENROLLMENT"):
+            metrics.stops.labels(reason, program)
+    for program in DISABILITY_PROGRAMS:
+        metrics.stops.labels("DISABILITY_REVOKED", program)
+    metrics.stops.labels("DISABILITY_LEVEL_INELIGIBLE", "disability_nursing")
 
     app.sensors.add(EngineSensor(metrics, inputs))
     if runtime.settings.faust_metrics:
@@ -124,6 +139,7 @@ def _estimate_keys(table: faust.Table) -> int:
     dbs = getattr(table.data, "_dbs", None)
     if dbs is None:
         return len(table)
+    # An estimate: it also counts Faust's per-partition changelog-offset keys.
     total = 0
     for db in dbs.values():
         try:

@@ -1,8 +1,11 @@
 """Fixtures for the deployment tests (Dockerfile, k8s/, monitoring).
 
-Nothing here imports the application: these tests check the files under
-Dockerfile, k8s/ and docs/ with external tools. A missing tool makes the test
-that needs it FAIL with the install command, never skip:
+These tests check the files under Dockerfile, k8s/ and docs/ with external
+tools, and compare them with the worker itself: the metric names against its
+Prometheus registry (stream_app.metrics, stream_app.observability) and the
+settings ConfigMaps against stream_app.settings, so they run in the project's
+venv. A missing tool makes the test that needs it FAIL with the install
+command, never skip:
 
 - kubectl (its built-in kustomize): the machine image's kubectl, or Debian's
   ``kubernetes-client`` package; ``KUBECTL=/path/to/kubectl`` overrides.

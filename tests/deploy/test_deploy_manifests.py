@@ -29,35 +29,48 @@ CHANGELOGS = (
 REKEY = f"{APP}-household-settlements"
 LEADER = f"{APP}-__assignor-__leader"  # faust declares it with 1 partition
 
-# Settings the app reads (stream_app/settings.py); nothing else belongs in the
-# ConfigMap, so a typo cannot hide there.
-KNOWN_SETTINGS = {
-    "BROKER",
-    "WEB_PORT",
-    "WEB_HOST",
-    "CANONICAL_URL",
-    "DATA_DIR",
-    "PARTITIONS",
-    "REPLICATION_FACTOR",
-    "APP_ID",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "BROKER_COMPAT",
-    "MEDICAL_TIERS",
-    "HOUSEHOLD_TIERS",
-    "ASSISTANCE_STANDARD",
-    "POST_DEATH_GRACE_DAYS",
-    "EXCLUSIVE_PROGRAMS",
-    "MAX_RECORD_BYTES",
-    "API_TOKEN",
-    "STANDBY_REPLICAS",
-    "SECURITY_PROTOCOL",
-    "SASL_MECHANISM",
-    "SASL_USERNAME",
-    "SASL_PASSWORD_FILE",
-    "SSL_CAFILE",
-    "SSL_CERTFILE",
-    "SSL_KEYFILE",
+
+class _RecordingEnv(dict):
+    """An environment that remembers every key the settings loader looks up."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+def settings_read() -> set[str]:
+    """Every STREAM_APP_* variable the worker reads: the keys that
+    stream_app.settings.load() looks up (with nothing set, so every branch asks)."""
+    from stream_app import settings
+
+    env = _RecordingEnv()
+    settings.load(env)
+    return {k for k in env.asked if k.startswith(settings.PREFIX)}
+
+
+# Settings the worker reads that the base ConfigMap deliberately leaves out.
+NOT_IN_BASE_CONFIGMAP = {
+    "STREAM_APP_CANONICAL_URL": "per pod: set in the StatefulSet from the downward API",
+    "STREAM_APP_API_TOKEN": "a secret: env from Secret benefit-integrity-api",
+    "STREAM_APP_SASL_PASSWORD": "a secret: never in env; STREAM_APP_SASL_PASSWORD_FILE instead",
+    "STREAM_APP_SASL_USERNAME": "only with SASL: production overlay",
+    "STREAM_APP_SASL_PASSWORD_FILE": "only with SASL: production overlay (mounted Secret)",
+    "STREAM_APP_SASL_MECHANISM": "only with SASL: production overlay",
+    "STREAM_APP_SSL_CAFILE": "only with TLS: production overlay (mounted Secret)",
+    "STREAM_APP_SSL_CERTFILE": "only with mutual TLS (not used by the overlays)",
+    "STREAM_APP_SSL_KEYFILE": "only with mutual TLS (not used by the overlays)",
 }
 
 
@@ -83,10 +96,66 @@ def test_no_secret_values_are_shipped(rendered: Any, overlay: str) -> None:
                 assert not re.search(r"PASSWORD$|TOKEN$|SECRET", key), f"{key} belongs in a Secret"
 
 
+def test_settings_reader_is_seen() -> None:
+    """The recorder sees the loader's look-ups (a guard for the tests below)."""
+    read = settings_read()
+    assert {"STREAM_APP_BROKER", "STREAM_APP_FAUST_METRICS", "STREAM_APP_TOPIC_DEADLETTER"} <= read
+    assert "STREAM_APP_SASL_PASSWORD_FILE" in read
+
+
+def test_configmaps_carry_only_settings_the_worker_reads(
+    rendered: Any, helpers: Any, kustomization: str
+) -> None:
+    """No key in any settings ConfigMap (base and overlays) nor in the container's
+    env is a typo or a setting the worker no longer reads: it would be ignored silently."""
+    resources = rendered(kustomization)
+    maps = [
+        m
+        for m in helpers.of_kind(resources, "ConfigMap")
+        if m["metadata"]["name"].startswith(f"{APP}-config")
+    ]
+    if kustomization == "monitoring":
+        assert not maps
+        return
+    read = settings_read()
+    keys = set(helpers.config_data(resources))
+    (c,) = helpers.only(resources, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"] for e in c.get("env", []) if e["name"].startswith("STREAM_APP_")}
+    assert not (keys | env) - read, f"not read by the worker: {sorted((keys | env) - read)}"
+    assert not keys & env, f"set twice (ConfigMap and env): {sorted(keys & env)}"
+
+
+def test_base_configmap_lists_every_setting(rendered: Any, helpers: Any) -> None:
+    """The base ConfigMap shows every non-secret, non-per-pod setting, so a new
+    setting in stream_app/settings.py gets a line there (or a reason above)."""
+    keys = set(helpers.config_data(rendered("base")))
+    expected = settings_read() - set(NOT_IN_BASE_CONFIGMAP)
+    assert keys == expected, (
+        f"missing from k8s/base: {sorted(expected - keys)}; not expected there: {sorted(keys - expected)}"
+    )
+
+
+def test_worker_accepts_the_settings(rendered: Any, helpers: Any, overlay: str, tmp_path: Any) -> None:
+    """Each overlay's ConfigMap (plus the StatefulSet's literal env) loads with the
+    worker's own parser: a bad value would stop every pod at start."""
+    from stream_app import settings
+
+    resources = rendered(overlay)
+    env = helpers.config_data(resources)
+    c = _container(resources, helpers)
+    env.update({e["name"]: e["value"] for e in c.get("env", []) if "value" in e})
+    if "STREAM_APP_SASL_PASSWORD_FILE" in env:  # a mounted Secret in the pod; a stand-in here
+        stand_in = tmp_path / "password"
+        stand_in.write_text("not-the-password\n")
+        env["STREAM_APP_SASL_PASSWORD_FILE"] = str(stand_in)
+    loaded = settings.load(env)
+    assert loaded.app_id == APP
+    assert loaded.faust_metrics is True, "the OutputSendErrors alert and the engine panels need them"
+    assert set(loaded.topics.values()) == {*INPUTS, *OUTPUTS}
+
+
 def test_settings_configmap(rendered: Any, helpers: Any, overlay: str) -> None:
     data = helpers.config_data(rendered(overlay))
-    for key in data:
-        assert key.startswith("STREAM_APP_") and key[len("STREAM_APP_") :] in KNOWN_SETTINGS, key
     assert data["STREAM_APP_APP_ID"] == APP
     assert data["STREAM_APP_DATA_DIR"] == DATA_DIR
     assert data["STREAM_APP_WEB_PORT"] == str(WEB_PORT)
@@ -291,6 +360,28 @@ def test_strimzi_topics(rendered: Any, helpers: Any) -> None:
     assert (
         topics[REKEY]["spec"]["config"]["retention.ms"] >= topics[INPUTS[0]]["spec"]["config"]["retention.ms"]
     )
+
+
+def test_strimzi_topics_cover_what_the_worker_uses(rendered: Any, helpers: Any, tmp_path: Any) -> None:
+    """Every topic the worker would create (stream_app.admin.wanted_topics for the
+    production settings) has a KafkaTopic with its partitions and cleanup policy:
+    in production the worker may not create topics."""
+    from stream_app import settings
+    from stream_app.admin import wanted_topics
+
+    resources = rendered("overlays/production")
+    env = helpers.config_data(resources)
+    stand_in = tmp_path / "password"
+    stand_in.write_text("x")
+    env["STREAM_APP_SASL_PASSWORD_FILE"] = str(stand_in)
+    topics = _topics(resources)
+    for wanted in wanted_topics(settings.load(env)):
+        assert wanted.name in topics, f"no KafkaTopic for {wanted.name}"
+        spec = topics[wanted.name]["spec"]
+        assert spec["partitions"] == wanted.num_partitions, wanted.name
+        assert spec["replicas"] == wanted.replication_factor, wanted.name
+        policy = (wanted.topic_configs or {}).get("cleanup.policy", "delete")
+        assert spec["config"]["cleanup.policy"] == policy, wanted.name
 
 
 def test_strimzi_user_has_least_privilege(rendered: Any, helpers: Any) -> None:

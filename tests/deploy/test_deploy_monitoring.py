@@ -1,12 +1,20 @@
 """Monitoring: the PrometheusRule's rules pass `promtool check rules` and the
 unit tests in k8s/monitoring/alerts.test.yaml (`promtool test rules`); every
 alert is actionable (severity, summary, description, runbook anchor that
-exists in docs/operations.md); the Grafana dashboard parses, its queries are
-valid PromQL, and every query uses only the worker's metrics.
+exists in docs/operations.md); the Grafana dashboard parses and its queries
+are valid PromQL.
+
+Every metric and label that the rules, their unit tests and the dashboard
+use is one the worker really exposes: the worker's registry is built here,
+in-process, exactly as the worker builds it (``Metrics()`` plus Faust's
+monitor series from ``faust_metrics``), and its sample names (``*_total``,
+``*_bucket``/``_sum``/``_count``) and label names are the reference. No hand-kept
+list of names to drift from the code.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -22,29 +30,13 @@ RULE_TESTS = MONITORING / "alerts.test.yaml"
 DASHBOARD = MONITORING / "dashboards" / "benefit-integrity.json"
 OPERATIONS = REPO / "docs" / "operations.md"
 
-# The worker's metrics (stream_app/metrics.py), as agreed for issue 5.
-COUNTERS = {
-    "benefit_integrity_records_consumed_total",
-    "benefit_integrity_dead_letters_total",
-    "benefit_integrity_warnings_total",
-    "benefit_integrity_payment_stops_total",
-    "benefit_integrity_payment_resumes_total",
-    "benefit_integrity_unknown_reversals_total",
-    "benefit_integrity_ignored_withdrawals_total",
-    "benefit_integrity_rebalances_total",
-    "benefit_integrity_internal_errors_total",
-}
-GAUGES = {
-    "benefit_integrity_last_event_timestamp_seconds",
-    "benefit_integrity_last_consumed_timestamp_seconds",
-    "benefit_integrity_table_persons",
-    "benefit_integrity_table_recovery_seconds",
-    "benefit_integrity_consumer_lag_records",
-    "benefit_integrity_ready",
-}
-HISTOGRAMS = {"benefit_integrity_processing_latency_seconds", "benefit_integrity_commit_latency_seconds"}
-METRICS = COUNTERS | GAUGES | HISTOGRAMS
-SERIES = COUNTERS | GAUGES | {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")} | {"up"}
+OUR_PREFIX = "benefit_integrity_"
+FAUST_PREFIX = "benefit_integrity_faust_"
+
+# Labels Prometheus adds to every scraped series (PodMonitor target labels);
+# `up` is Prometheus's own series per target.
+SCRAPE_LABELS = {"job", "namespace", "pod", "instance", "container", "endpoint", "service"}
+PROMETHEUS_SERIES = {"up": frozenset[str]()}
 
 REQUIRED_ALERTS = {
     "BenefitIntegrityWorkersAbsent",
@@ -56,6 +48,52 @@ REQUIRED_ALERTS = {
     "BenefitIntegrityProcessingLatencyHigh",
     "BenefitIntegrityInternalErrors",
 }
+
+
+@functools.lru_cache(maxsize=1)
+def worker_metrics() -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """(sample name -> its label names, exposed metric name -> type) of the
+    worker's registry. Labelled metrics have no samples until a child exists,
+    so one child is made for each (the label values do not matter here)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from stream_app.metrics import Metrics
+    from stream_app.observability import faust_metrics
+
+    m = Metrics()
+    engine = faust_metrics(m)
+    candidates = [*vars(m).values(), *engine, *(getattr(x, "histogram", None) for x in engine)]
+    for c in candidates:
+        if isinstance(c, MetricWrapperBase) and c._labelnames:
+            c.labels(*("x" for _ in c._labelnames))
+    samples: dict[str, frozenset[str]] = {}
+    exposed: dict[str, str] = {}
+    for family in m.registry.collect():
+        assert family.samples, f"{family.name}: no samples (a labelled metric not reachable from Metrics?)"
+        exposed[f"{family.name}_total" if family.type == "counter" else family.name] = family.type
+        for sample in family.samples:
+            samples[sample.name] = frozenset(sample.labels)
+    return samples, exposed
+
+
+def known_series() -> dict[str, frozenset[str]]:
+    return {**worker_metrics()[0], **PROMETHEUS_SERIES}
+
+
+def test_worker_registry_is_what_a_scrape_shows() -> None:
+    """Spot checks against a real scrape of `stream-app worker` (names and labels)."""
+    samples, exposed = worker_metrics()
+    assert samples["benefit_integrity_dead_letters_total"] == {"topic", "error_class"}
+    assert samples["benefit_integrity_duplicate_records_total"] == {"topic"}
+    assert samples["benefit_integrity_consumer_lag_records"] == {"topic", "partition"}
+    assert samples["benefit_integrity_processing_latency_seconds_bucket"] == {"topic", "le"}
+    assert samples["benefit_integrity_table_recovery_seconds"] == frozenset()
+    assert samples["benefit_integrity_faust_total_error_messages_sent_total"] == frozenset()
+    assert samples["benefit_integrity_faust_events_runtime_seconds_bucket"] == {"le"}
+    assert exposed["benefit_integrity_rebalances_total"] == "counter"
+    assert not [n for n in samples if n.endswith("_created")], "created series are disabled"
+    assert all(n.startswith(OUR_PREFIX) for n in samples)
+
 
 # PromQL words that look like metric names to the tokenizer below.
 PROMQL_WORDS = {
@@ -103,6 +141,24 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+def label_names(expr: str) -> set[str]:
+    """Label names an expression relies on: in matchers and in by/without/on/ignoring/group_x."""
+    labels = set(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*"', expr))
+    for m in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
+        labels |= {w.strip() for w in m.group(1).split(",") if w.strip()}
+    return labels
+
+
+def unknown_metrics_and_labels(expr: str, extra_labels: set[str] = frozenset()) -> tuple[set[str], set[str]]:
+    """Metric names in expr the worker does not expose, and labels that none
+    of the expression's metrics (nor the scrape) carry."""
+    series = known_series()
+    names = metric_names(expr)
+    unknown = names - set(series)
+    allowed = set(SCRAPE_LABELS).union(*(series[n] for n in names & set(series)))
+    return unknown, (label_names(expr) | extra_labels) - allowed
+
+
 def test_metric_name_tokenizer() -> None:
     assert metric_names('sum by (topic) (rate(a_total{x="b c"}[5m])) / on(x) b > 6 * 3600') == {
         "a_total",
@@ -113,6 +169,13 @@ def test_metric_name_tokenizer() -> None:
     }
     assert metric_names("time() - max by (topic) (g)") == {"g"}
     assert metric_names("deriv(sum by (t) (lag)[15m:1m]) > 0 and absent(up == 1)") == {"lag", "up"}
+    assert label_names('sum by (namespace, topic) (rate(a{job="j", le!="x"}[5m])) / on(pod) b') == {
+        "namespace",
+        "topic",
+        "job",
+        "le",
+        "pod",
+    }
 
 
 def test_rules_pass_promtool_check(promtool: str, yaml_mod: Any, tmp_path: Path, helpers: Any) -> None:
@@ -177,29 +240,72 @@ def test_alerts_are_actionable(yaml_mod: Any) -> None:
         assert anchor == a["alert"].lower(), f"{a['alert']}: anchor should be the alert name"
 
 
-def test_rules_use_only_worker_metrics(yaml_mod: Any) -> None:
+def _template_labels(text: str) -> set[str]:
+    return set(re.findall(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def test_rules_use_only_worker_metrics_and_labels(yaml_mod: Any) -> None:
+    """Every metric an alert selects is a sample the worker registers, and every
+    label it groups, matches or prints in its annotations is one those series carry."""
     for group in _spec(yaml_mod)["groups"]:
         for r in group["rules"]:
-            unknown = metric_names(r["expr"]) - SERIES
-            assert not unknown, f"{r.get('alert', r.get('record'))} uses unknown metrics {unknown}"
-            assert 'job="benefit-integrity"' in r["expr"], f'{r.get("alert")}: select job="benefit-integrity"'
+            name = r.get("alert", r.get("record"))
+            used = _template_labels(" ".join(r.get("annotations", {}).values()))
+            unknown, bad_labels = unknown_metrics_and_labels(r["expr"], used)
+            assert metric_names(r["expr"]), f"{name}: no metric in {r['expr']!r}"
+            assert not unknown, f"{name} uses metrics the worker does not expose: {unknown}"
+            assert not bad_labels, f"{name} uses labels its series do not have: {bad_labels}"
+            assert 'job="benefit-integrity"' in r["expr"], f'{name}: select job="benefit-integrity"'
+
+
+def _series_selector(text: str) -> tuple[str, dict[str, str]]:
+    m = re.fullmatch(r"\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*", text)
+    assert m, f"cannot parse series {text!r}"
+    labels = dict(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"', m.group(2) or ""))
+    return m.group(1), labels
+
+
+def test_alert_unit_tests_feed_real_series(yaml_mod: Any) -> None:
+    """The input series of alerts.test.yaml are named and labelled as a scrape of the worker is."""
+    series = known_series()
+    problems = []
+    for t in yaml_mod.safe_load(RULE_TESTS.read_text())["tests"]:
+        for inp in t.get("input_series", []):
+            name, labels = _series_selector(inp["series"])
+            if name not in series:
+                problems.append(f"{t['name']}: {name} is not a series the worker exposes")
+                continue
+            own = set(labels) - SCRAPE_LABELS
+            if own != series[name]:
+                problems.append(
+                    f"{t['name']}: {name} has labels {sorted(own)}, the worker's {sorted(series[name])}"
+                )
+            if name != "up" and labels.get("job") != "benefit-integrity":
+                problems.append(f"{t['name']}: {name} without job=benefit-integrity")
+    assert not problems, "\n".join(problems)
 
 
 def _dashboard() -> dict[str, Any]:
     return json.loads(DASHBOARD.read_text())
 
 
-def _dashboard_exprs() -> list[tuple[str, str]]:
+def _dashboard_targets() -> list[tuple[str, str, str]]:
+    """(panel title, expr, legendFormat) of every query, rows' nested panels included."""
     out = []
 
     def walk(panels: list[dict[str, Any]]) -> None:
         for p in panels:
             walk(p.get("panels", []))
             for t in p.get("targets", []):
-                out.append((p["title"], t["expr"]))
+                out.append((p["title"], t["expr"], t.get("legendFormat", "")))
 
     walk(_dashboard()["panels"])
+    assert out, "dashboard has no queries"
     return out
+
+
+def _dashboard_exprs() -> list[tuple[str, str]]:
+    return [(title, expr) for title, expr, _ in _dashboard_targets()]
 
 
 def test_dashboard_json_is_a_dashboard() -> None:
@@ -216,14 +322,17 @@ def test_dashboard_json_is_a_dashboard() -> None:
             assert {"h", "w", "x", "y"} <= set(p["gridPos"]), p["title"]
 
 
-def test_dashboard_uses_only_worker_metrics() -> None:
-    exprs = _dashboard_exprs()
-    assert exprs
+def test_dashboard_uses_only_worker_metrics_and_labels() -> None:
+    """Every metric a panel queries is a sample the worker registers; every label
+    it groups, matches or shows in a legend is one of those series' labels."""
     used: set[str] = set()
-    for title, expr in exprs:
+    for title, expr, legend in _dashboard_targets():
         names = metric_names(expr)
         assert names, f"{title}: no metric in {expr!r}"
-        assert not names - SERIES, f"{title}: unknown metrics {names - SERIES}"
+        legend_labels = set(re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", legend or ""))
+        unknown, bad_labels = unknown_metrics_and_labels(expr, legend_labels)
+        assert not unknown, f"{title}: metrics the worker does not expose: {unknown}"
+        assert not bad_labels, f"{title}: labels its series do not have: {bad_labels}"
         used |= names
     required = {
         "benefit_integrity_records_consumed_total",
@@ -231,9 +340,23 @@ def test_dashboard_uses_only_worker_metrics() -> None:
         "benefit_integrity_warnings_total",
         "benefit_integrity_payment_stops_total",
         "benefit_integrity_dead_letters_total",
+        "benefit_integrity_duplicate_records_total",
         "benefit_integrity_processing_latency_seconds_bucket",
     }
     assert required <= used, f"dashboard lacks {required - used}"
+
+
+def test_every_worker_metric_is_on_the_dashboard_or_in_an_alert(yaml_mod: Any) -> None:
+    """Each of our own series (not Faust's) is looked at somewhere."""
+    used = {n for _, expr, _ in _dashboard_targets() for n in metric_names(expr)}
+    used |= {n for g in _spec(yaml_mod)["groups"] for r in g["rules"] for n in metric_names(r["expr"])}
+    samples, exposed = worker_metrics()
+    ours = {n for n in exposed if not n.startswith(FAUST_PREFIX)}
+
+    def seen(metric: str) -> bool:
+        return any(u == metric or (u.startswith(metric + "_") and u in samples) for u in used)
+
+    assert not {n for n in ours if not seen(n)}, "unused: " + str(sorted(n for n in ours if not seen(n)))
 
 
 def test_dashboard_queries_are_valid_promql(
@@ -258,10 +381,40 @@ def test_dashboard_configmap_carries_the_file(rendered: Any, helpers: Any) -> No
     assert json.loads(cm["data"][DASHBOARD.name]) == _dashboard()
 
 
-@pytest.mark.parametrize("metric", sorted(METRICS))
-def test_operations_doc_explains_every_metric(metric: str) -> None:
+def _doc_metric_rows() -> dict[str, str]:
+    """Metric name -> its table row, for rows of docs/operations.md whose first cell is a `metric`."""
+    rows = {}
+    for line in OPERATIONS.read_text().splitlines():
+        m = re.match(r"\|\s*`([a-z_:]+)`\s*\|", line)
+        if m:
+            rows[m.group(1)] = line
+    return rows
+
+
+def test_operations_doc_explains_every_metric() -> None:
+    """A table row per metric the worker exposes, named as a query types it
+    (counters with `_total`), and no row for a metric that does not exist."""
     assert OPERATIONS.exists(), "docs/operations.md is missing"
-    assert f"`{metric}" in OPERATIONS.read_text(), f"docs/operations.md does not describe {metric}"
+    rows = _doc_metric_rows()
+    _, exposed = worker_metrics()
+    missing = sorted(set(exposed) - set(rows))
+    assert not missing, f"docs/operations.md has no table row for {missing}"
+    stale = sorted(n for n in rows if n.startswith(OUR_PREFIX) and n not in exposed)
+    assert not stale, f"docs/operations.md describes metrics the worker does not have: {stale}"
+
+
+def test_operations_doc_gives_each_metric_its_labels() -> None:
+    samples, exposed = worker_metrics()
+    rows = _doc_metric_rows()
+    wrong = []
+    for name, kind in exposed.items():
+        sample = f"{name}_bucket" if kind == "histogram" else name
+        labels = samples[sample] - {"le"}
+        cells = [c.strip() for c in rows.get(name, "").split("|")]
+        documented = set(re.findall(r"`([a-z_]+)`", cells[3])) if len(cells) > 3 else set()
+        if documented != labels:
+            wrong.append(f"{name}: doc says {sorted(documented)}, worker has {sorted(labels)}")
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("doc", ["deploy.md", "operations.md"])

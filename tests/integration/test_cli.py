@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from stream_app import broker
 from tests.integration.conftest import free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +35,23 @@ def test_broker_refuses_a_taken_port_with_one_line(broker_address):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "already in use" in result.stderr
+
+
+def test_broker_stops_cleanly_on_sigterm():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream_app", "broker", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: broker.port_open("127.0.0.1", port), 30, "the broker to listen")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert not broker.port_open("127.0.0.1", port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_bad_setting_exits_2_naming_the_variable():
