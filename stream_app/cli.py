@@ -6,7 +6,6 @@ Progress goes to stderr, results to stdout. Exit codes: 0 ok, 1 failure, 2 usage
 from __future__ import annotations
 
 import argparse
-import logging
 import logging.config
 import sys
 
@@ -28,11 +27,7 @@ def _worker(args: argparse.Namespace, settings: settings_module.Settings) -> int
     from stream_app.logs import worker_logging_config
 
     config = worker_logging_config(settings)
-    if config:
-        logging.config.dictConfig(config)  # until Faust's worker sets up its own (the same)
-    else:
-        logging.basicConfig(level=settings.log_level.upper())
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # the admin client is chatty at INFO
+    logging.config.dictConfig(config)  # Faust's worker applies the same config again
     ensure_topics(settings)
     app, _runtime = create_app(settings)
     worker = faust.Worker(
