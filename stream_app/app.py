@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import faust
 from msgspec.structs import replace
 
+from stream_app.faust_patches import set_fetch_wait
 from stream_app.metrics import Metrics
 from stream_app.processing import INPUT_TYPES, Emit, Processed, Processor
 from stream_app.records import DeadLetter, PaymentResume, PaymentStop, encode
@@ -53,8 +54,8 @@ class Runtime:
                 if isinstance(value, DeadLetter)
                 else replace(value, emitted_at=now)
             )
-            # Inside an agent, Faust holds these sends until the input offset is
-            # committed-ready, so an output is never lost behind a committed offset.
+            # Inside an agent Faust attaches these sends to the input record and publishes
+            # them before it commits that record's offset: no output is lost behind a commit.
             await self.outputs[item.topic].send(key=item.key, value=encode(stamped))
 
     def observe(
@@ -107,6 +108,7 @@ def _broker_options(settings: Settings) -> dict[str, object]:
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    set_fetch_wait(100 if settings.local_broker_workarounds else None)
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
