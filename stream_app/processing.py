@@ -155,22 +155,23 @@ class Processor:
             letter = dead_letter(rec, topic, partition, offset, key, value, self.settings.max_record_bytes)
             return Processed((letter,), f"dead_letter:{rec.error_class}")
         person = rec.person_id
+        outputs: tuple[Output, ...]
         if isinstance(rec, MedicalSettlement):
-            before = self.medical_state.get(person)
+            window = self.medical_state.get(person)
             held = self.status_state.get(person)
-            result = medical.step(
-                before, rec, hardship_holder=bool(held and held.hardship_holder), params=self.params
+            medical_step = medical.step(
+                window, rec, hardship_holder=bool(held and held.hardship_holder), params=self.params
             )
-            if result.state is not before:
-                self.medical_state.put(person, result.state)
+            if medical_step.state is not window:  # unchanged state is not written again
+                self.medical_state.put(person, medical_step.state)
+            outputs, outcome = medical_step.outputs, medical_step.outcome
         else:
-            before = self.status_state.get(person)
-            result = status.step(before, rec, params=self.params)  # type: ignore[arg-type]
-            if result.state is not before:
-                self.status_state.put(person, result.state)
-        return Processed(
-            tuple(_route(o) for o in result.outputs), result.outcome, rec.event_id, event_time_us(rec)
-        )
+            current = self.status_state.get(person)
+            status_step = status.step(current, rec, params=self.params)
+            if status_step.state is not current:
+                self.status_state.put(person, status_step.state)
+            outputs, outcome = status_step.outputs, status_step.outcome
+        return Processed(tuple(_route(o) for o in outputs), outcome, rec.event_id, event_time_us(rec))
 
 
 def event_time_us(rec: InputRecord) -> int:

@@ -64,11 +64,11 @@ def _apply(state: MedicalState | None, rec: MedicalSettlement) -> tuple[MedicalS
     entries = list(state.entries) if state else []
     if rec.kind == "reversal":
         for i, entry in enumerate(entries):
-            if entry.event_id == rec.reverses:
+            if state is not None and entry.event_id == rec.reverses:
                 if entry.reversed:
                     return state, "duplicate"
                 entries[i] = replace(entry, reversed=True)
-                return replace(state, entries=tuple(entries)), "reversed"  # type: ignore[arg-type]
+                return replace(state, entries=tuple(entries)), "reversed"
         return state, "unknown_reversal"
 
     if any(e.event_id == rec.event_id for e in entries):

@@ -181,7 +181,7 @@ def _stop(
 
 def _due_stops(state: StatusState, ep: Episode) -> list[tuple[str, str, date, str | None]]:
     """(reason, caused_by, effective_on, death_id) of every stop condition that holds."""
-    due = []
+    due: list[tuple[str, str, date, str | None]] = []
     death, cert = state.death, state.certification
     if death is not None:
         if ep.effective_on <= death.died_on:
