@@ -238,7 +238,6 @@ _DECODERS = {record_type: msgspec.json.Decoder(wire) for record_type, wire in _W
 _DATE = msgspec.json.Decoder(date)
 _MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?\Z")
 _JSON_NUMBER = re.compile(rb"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
-_ANY = msgspec.json.Decoder()
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -295,9 +294,10 @@ def _from_validation_error(exc: msgspec.ValidationError, raw: str) -> Rejected:
         return _schema_error(field, "required but missing")
     at = _PATH.search(message)
     if at is None:
-        # msgspec reports the root itself: the JSON parsed but is not an object.
-        kind = type(_ANY.decode(raw)).__name__
-        kind = {"list": "array", "str": "string", "NoneType": "null", "dict": "object"}.get(kind, kind)
+        # msgspec reports the root itself: the JSON parsed but is not an object. Name
+        # its kind from the first character (decoding it again could recurse deeply).
+        first = raw.lstrip()[:1]
+        kind = {"[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null"}.get(first, "number")
         return Rejected("json", f"the value must be a JSON object, got a JSON {kind}")
     return _schema_error(at.group(1), message[: at.start()])
 
@@ -440,6 +440,8 @@ def decode(
         return _from_validation_error(exc, text)
     except msgspec.DecodeError as exc:
         return Rejected("json", f"the value is not parseable JSON: {exc}")
+    except RecursionError:
+        return Rejected("json", "the value is nested too deeply to parse")
     except _Bad as bad:
         return bad.rejected
     if key is None:

@@ -27,6 +27,7 @@ def test_every_kind_of_bad_input_goes_to_dead_letters_and_good_records_still_cou
         ("MEDICAL_SETTLEMENTS", b"\xff\xfe{not utf-8", who, "encoding", None),
         ("MEDICAL_SETTLEMENTS", b'{"event_id": "x", ', who, "json", None),
         ("MEDICAL_SETTLEMENTS", b"[1, 2, 3]", who, "json", None),
+        ("MEDICAL_SETTLEMENTS", b"[" * 900 + b"]" * 900, who, "json", None),  # deeper than the parser goes
         (
             "MEDICAL_SETTLEMENTS",
             {**good("m1", "1"), "person_id": wrong_check},
