@@ -467,4 +467,5 @@ def money(fen: int) -> str:
 
 
 def fen(amount: Decimal) -> int:
+    """Money in: yuan (validated to whole fen) as integer fen."""
     return int(amount * 100)

@@ -14,7 +14,7 @@ from decimal import ROUND_FLOOR, Decimal
 from msgspec import Struct
 from msgspec.structs import replace
 
-from stream_app.records import MedicalSettlement, SelfPayWarning, money
+from stream_app.records import MedicalSettlement, SelfPayWarning, fen, money
 from stream_app.rules.common import Step, from_us, output_id, to_us
 from stream_app.settings import AssistanceStandard, RuleParams
 
@@ -87,7 +87,7 @@ def _apply(state: MedicalState | None, rec: MedicalSettlement) -> tuple[MedicalS
         Entry(
             settled_us=at_us,
             event_id=rec.event_id,
-            self_pay_fen=int(rec.self_pay * 100),  # type: ignore[operator]
+            self_pay_fen=fen(rec.self_pay),  # type: ignore[arg-type]
             service_on=rec.service_on or rec.settled_at.date(),
             household_id=rec.household_id,
         ),

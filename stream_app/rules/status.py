@@ -26,6 +26,7 @@ from stream_app.records import (
     PaymentStop,
     StatusRecord,
     SubsidyEnrollment,
+    fen,
 )
 from stream_app.rules.common import Step, first_of_next_month, output_id, start_of_day_cst
 from stream_app.settings import RuleParams
@@ -124,7 +125,7 @@ def _apply(state: StatusState, rec: StatusRecord) -> tuple[StatusState, str, lis
         if episode is None:
             return state, "ended_not_active", []
         return _with_episode(state, rec.program, None), "enrollment_ended", []
-    amount_fen = int(rec.monthly_amount * 100)
+    amount_fen = fen(rec.monthly_amount)
     if episode is not None:  # a new amount in the same episode
         return (
             _with_episode(state, rec.program, replace(episode, monthly_amount_fen=amount_fen)),
