@@ -36,9 +36,17 @@ def test_persons_needs_the_token_validates_ids_and_answers_state(kafka, make_wor
     assert body["status"]["death_in_force"] is None
 
 
-def test_persons_is_answered_by_either_worker(kafka, make_worker):
+def test_readyz_says_not_ready_during_a_rebalance_and_either_worker_answers(kafka, make_worker):
     first = make_worker("a").start()
-    second = make_worker("b").start()
+    second = make_worker("b").start(wait_ready=False)
+    # The second worker's join rebalances the group: the first is not ready meanwhile.
+    seen: list[int] = []
+
+    def back_to_ready() -> bool:
+        seen.append(first.get("/readyz")[0])
+        return 503 in seen and seen[-1] == 200 and second.get("/readyz")[0] == 200
+
+    wait_until(back_to_ready, 120, "a rebalance (503) and then both workers ready", interval=0.05)
     people = [person(600 + n) for n in range(12)]  # spread over all partitions
     for n, who in enumerate(people):
         kafka.send(
