@@ -63,3 +63,17 @@ def test_readyz_says_not_ready_during_a_rebalance_and_either_worker_answers(kafk
     for n, who in enumerate(people):
         a, b = first.get(f"/persons/{who}")[1], second.get(f"/persons/{who}")[1]
         assert a == b and a["medical"]["rolling_self_pay"] == f"{100 + n}.00"
+
+
+def test_a_worker_left_without_partitions_is_still_ready(scenario, make_worker):
+    # One partition, two workers: one of them gets no active partition (a standby at
+    # most); it must still report ready, or a rollout with spare replicas would stall.
+    first = make_worker("a", STREAM_APP_PARTITIONS="1").start()
+    second = make_worker("b", STREAM_APP_PARTITIONS="1").start(wait_ready=False)
+    wait_until(
+        lambda: first.get("/readyz")[0] == 200 and second.get("/readyz")[0] == 200,
+        120,
+        "both workers ready",
+    )
+    logs = first.log_path.read_text() + second.log_path.read_text()
+    assert "assigned 0 input partitions (none)" in logs  # one of them really has nothing
