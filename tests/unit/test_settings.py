@@ -117,16 +117,20 @@ def ca_file(tmp_path: Path) -> Path:
     return cert
 
 
+def sasl_ssl_env(ca_file: Path, **extra: str) -> dict[str, str]:
+    """A production-like setting: Strimzi's TLS listener with SCRAM."""
+    return {
+        "STREAM_APP_BROKER": "kafka://kafka-bootstrap.kafka.svc:9093",
+        "STREAM_APP_SECURITY_PROTOCOL": "SASL_SSL",
+        "STREAM_APP_SASL_USERNAME": "benefit-integrity",
+        "STREAM_APP_SASL_PASSWORD": "pw",
+        "STREAM_APP_SSL_CAFILE": str(ca_file),
+        **extra,
+    }
+
+
 def test_sasl_ssl_builds_tls_context_for_faust_and_plain_clients(ca_file: Path):
-    s = load(
-        {
-            "STREAM_APP_BROKER": "kafka://kafka-bootstrap.kafka.svc:9093",
-            "STREAM_APP_SECURITY_PROTOCOL": "SASL_SSL",
-            "STREAM_APP_SASL_USERNAME": "benefit-integrity",
-            "STREAM_APP_SASL_PASSWORD": "pw",
-            "STREAM_APP_SSL_CAFILE": str(ca_file),
-        }
-    )
+    s = load(sasl_ssl_env(ca_file))
     credentials = faust_credentials(s)
     assert isinstance(credentials.ssl_context, ssl.SSLContext)
     assert credentials.ssl_context.verify_mode == ssl.CERT_REQUIRED and credentials.ssl_context.check_hostname
@@ -143,16 +147,6 @@ def test_plaintext_has_no_credentials():
 def test_worker_app_takes_the_credentials(ca_file: Path, tmp_path: Path):
     from stream_app.app import create_app
 
-    s = load(
-        {
-            "STREAM_APP_BROKER": "kafka://kafka-bootstrap.kafka.svc:9093",
-            "STREAM_APP_SECURITY_PROTOCOL": "SASL_SSL",
-            "STREAM_APP_SASL_USERNAME": "benefit-integrity",
-            "STREAM_APP_SASL_PASSWORD": "pw",
-            "STREAM_APP_SSL_CAFILE": str(ca_file),
-            "STREAM_APP_DATA_DIR": str(tmp_path),
-        }
-    )
-    app, _ = create_app(s)
+    app, _ = create_app(load(sasl_ssl_env(ca_file, STREAM_APP_DATA_DIR=str(tmp_path))))
     assert app.conf.broker_credentials.username == "benefit-integrity"
     assert app.conf.producer_max_batch_size != 1  # no local-broker workaround against real Kafka
