@@ -94,8 +94,9 @@ async def refresh(runtime: Runtime) -> None:
     """Gauges computed when scraped: consumer lag and persons per table."""
     app, metrics = runtime.app, runtime.metrics
     metrics.lag.clear()
+    inputs = runtime.input_topics
     for tp in app.consumer.assignment():
-        if tp.topic not in runtime.input_topics:
+        if tp.topic not in inputs:
             continue
         # The fetch high watermark: ListOffsets-based end offsets are wrong on the
         # local broker (BROKER.md), and lag computed from them would be too.
