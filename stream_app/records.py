@@ -43,6 +43,9 @@ MAX_MONEY = Decimal(10) ** 15
 
 
 class MedicalSettlement(Struct, frozen=True, kw_only=True):
+    """A settlement or reversal. ``total_cost`` is validated by ``decode`` but not kept
+    (``None``): no rule reads it."""
+
     event_id: str
     person_id: str
     region_code: str
@@ -240,6 +243,11 @@ _MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?\Z")
 _JSON_NUMBER = re.compile(rb"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+# Money in its common forms, parsed straight to fen: a string of digits with at most 2
+# decimals, or a plain JSON number (no exponent, no sign). At most 15 integer digits, so
+# never above MAX_MONEY. Anything else takes the general path (same checks, same errors).
+_FAST_MONEY_TEXT = re.compile(rb'"([0-9]{1,15})(?:\.([0-9]{1,2}))?"')
+_FAST_MONEY_NUMBER = re.compile(rb"(0|[1-9][0-9]{0,14})(?:\.([0-9]{1,2}))?")
 
 #: What each field should look like, appended to schema errors so a person can fix the record.
 _FIELD_HINTS = {
@@ -270,7 +278,12 @@ def person_id_valid(person_id: str) -> bool:
     """ISO 7064 MOD 11-2 check character of a PRC resident identity number."""
     if len(person_id) != 18 or not person_id[:17].isdigit():
         return False
-    total = sum(int(d) * w for d, w in zip(person_id[:17], _ID_WEIGHTS, strict=True))
+    if person_id.isascii():
+        # The weights are 2^17 ... 2^1 mod 11, and 13 = 2 (mod 11): so the weighted sum is
+        # 2 x (the 17 digits read in base 13), mod 11. One int() in C instead of a loop.
+        total = 2 * int(person_id[:17], 13)
+    else:  # other Unicode digits (never from decode, whose pattern allows only 0-9)
+        total = sum(int(d) * w for d, w in zip(person_id[:17], _ID_WEIGHTS, strict=True))
     return _ID_CHECK[total % 11] == person_id[17]
 
 
@@ -312,6 +325,20 @@ class _Bad(Exception):
 def _money(raw: msgspec.Raw, field: str) -> Decimal:
     """Yuan from a JSON number or a decimal string: exact, at most 2 decimals, not negative."""
     token = bytes(raw)
+    fast = (_FAST_MONEY_TEXT if token[:1] == b'"' else _FAST_MONEY_NUMBER).fullmatch(token)
+    if fast is not None:  # already valid: skip the general checks below
+        return Decimal(token[1:-1].decode() if token[:1] == b'"' else token.decode())
+    return _money_general(token, field)
+
+
+def _money_valid(raw: msgspec.Raw, field: str) -> None:
+    """Validate an amount no rule reads, exactly as ``_money`` does, without building it."""
+    token = bytes(raw)
+    if (_FAST_MONEY_TEXT if token[:1] == b'"' else _FAST_MONEY_NUMBER).fullmatch(token) is None:
+        _money_general(token, field)
+
+
+def _money_general(token: bytes, field: str) -> Decimal:
     if not token or token == b"null":
         raise _Bad(_schema_error(field, "required but missing"))
     if token.startswith(b'"'):
@@ -362,22 +389,28 @@ def _finish(wire: Struct) -> InputRecord:
         raise _Bad(_schema_error("person_id", "check character does not satisfy ISO 7064 MOD 11-2"))
     if isinstance(wire, _SettlementIn):
         settled_at = _datetime(wire.settled_at, "settled_at")
-        common = {
-            "event_id": wire.event_id,
-            "person_id": wire.person_id,
-            "region_code": wire.region_code,
-            "settled_at": settled_at,
-            "household_id": wire.household_id or None,  # "" names no household
-        }
         if wire.kind == "reversal":
             if wire.reverses is None:
                 raise _Bad(_schema_error("reverses", "required when kind is reversal"))
             # A reversal's amounts and service date are ignored, so not validated either.
-            return MedicalSettlement(**common, kind="reversal", reverses=wire.reverses)
+            return MedicalSettlement(
+                event_id=wire.event_id,
+                person_id=wire.person_id,
+                region_code=wire.region_code,
+                settled_at=settled_at,
+                household_id=wire.household_id or None,  # "" names no household
+                kind="reversal",
+                reverses=wire.reverses,
+            )
+        service_on = _date(wire.service_on, "service_on", required=False)
+        _money_valid(wire.total_cost, "total_cost")  # checked in field order, not kept
         return MedicalSettlement(
-            **common,
-            service_on=_date(wire.service_on, "service_on", required=False),
-            total_cost=_money(wire.total_cost, "total_cost"),
+            event_id=wire.event_id,
+            person_id=wire.person_id,
+            region_code=wire.region_code,
+            settled_at=settled_at,
+            household_id=wire.household_id or None,
+            service_on=service_on,
             self_pay=_money(wire.self_pay, "self_pay"),
             reverses=wire.reverses,
         )
