@@ -7,9 +7,10 @@ older than the window is pruned, so state is proportional to a person's recent b
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from operator import attrgetter
 
 from msgspec import Struct
 from msgspec.structs import replace
@@ -21,6 +22,12 @@ from stream_app.settings import AssistanceStandard, RuleParams
 RULE = "MEDICAL_SELF_PAY"
 WINDOW = timedelta(days=365)
 WINDOW_US = WINDOW // timedelta(microseconds=1)
+
+# Field getters: passes over a window run in C (map, bisect), not in Python loops.
+_EVENT_ID = attrgetter("event_id")
+_SETTLED_US = attrgetter("settled_us")
+_SELF_PAY_FEN = attrgetter("self_pay_fen")
+_REVERSED = attrgetter("reversed")
 
 
 class Entry(Struct, frozen=True, array_like=True, order=True):
@@ -42,7 +49,11 @@ class MedicalState(Struct, frozen=True, array_like=True):
 
     @property
     def rolling_fen(self) -> int:
-        return sum(e.self_pay_fen for e in self.entries if not e.reversed)
+        entries = self.entries
+        total = sum(map(_SELF_PAY_FEN, entries))
+        if True in map(_REVERSED, entries):  # rare: a reversed settlement still in the window
+            total -= sum(e.self_pay_fen for e in entries if e.reversed)
+        return total
 
     @property
     def window_start(self) -> date:
@@ -61,17 +72,19 @@ def suggested_fen(rolling_fen: int, standard: AssistanceStandard) -> int:
 
 def _apply(state: MedicalState | None, rec: MedicalSettlement) -> tuple[MedicalState | None, str]:
     """Place the record in the window; say what it did."""
-    entries = list(state.entries) if state else []
+    entries = state.entries if state is not None else ()
     if rec.kind == "reversal":
-        for i, entry in enumerate(entries):
-            if state is not None and entry.event_id == rec.reverses:
-                if entry.reversed:
-                    return state, "duplicate"
-                entries[i] = replace(entry, reversed=True)
-                return replace(state, entries=tuple(entries)), "reversed"
-        return state, "unknown_reversal"
+        try:
+            i = list(map(_EVENT_ID, entries)).index(rec.reverses)
+        except ValueError:
+            return state, "unknown_reversal"
+        entry = entries[i]
+        if entry.reversed:
+            return state, "duplicate"
+        reversed_entries = (*entries[:i], replace(entry, reversed=True), *entries[i + 1 :])
+        return replace(state, entries=reversed_entries), "reversed"  # type: ignore[type-var]
 
-    if any(e.event_id == rec.event_id for e in entries):
+    if rec.event_id in map(_EVENT_ID, entries):
         return state, "duplicate"
     at_us = to_us(rec.settled_at)
     offset_s = int(rec.settled_at.utcoffset().total_seconds())  # type: ignore[union-attr]
@@ -82,19 +95,20 @@ def _apply(state: MedicalState | None, rec: MedicalSettlement) -> tuple[MedicalS
     floor_us = newest_us - WINDOW_US
     if at_us <= floor_us:
         return state, "outside_window"
-    insort(
-        entries,
-        Entry(
-            settled_us=at_us,
-            event_id=rec.event_id,
-            self_pay_fen=fen(rec.self_pay),  # type: ignore[arg-type]
-            service_on=rec.service_on or rec.settled_at.date(),
-            household_id=rec.household_id,
-        ),
+    entry = Entry(
+        settled_us=at_us,
+        event_id=rec.event_id,
+        self_pay_fen=fen(rec.self_pay),  # type: ignore[arg-type]
+        service_on=rec.service_on or rec.settled_at.date(),
+        household_id=rec.household_id,
     )
-    kept = tuple(e for e in entries if e.settled_us > floor_us)
+    # Entries are sorted by settled_us: prune those at or before the floor with one bisection
+    # (the new entry is after the floor), and insert the new one where insort would.
+    start = bisect_right(entries, floor_us, key=_SETTLED_US)
+    at = bisect_right(entries, entry, lo=start)
+    window = (*entries[start:at], entry, *entries[at:])
     disarmed = state.disarmed_fen if state else ()
-    return MedicalState(newest_us, newest_offset_s, kept, disarmed), "counted"
+    return MedicalState(newest_us, newest_offset_s, window, disarmed), "counted"
 
 
 def step(
