@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import faust
-from msgspec.structs import replace
 
 from stream_app.faust_patches import set_fetch_wait
 from stream_app.metrics import Metrics
-from stream_app.processing import INPUT_TYPES, Emit, Processed, Processor
-from stream_app.records import DeadLetter, PaymentResume, PaymentStop, encode
+from stream_app.processing import INPUT_TYPES, Emit, Processed, Processor, stamped
+from stream_app.records import PaymentResume, PaymentStop, encode
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.security import faust_credentials
@@ -48,15 +47,9 @@ class Runtime:
             return
         now = datetime.now(UTC).isoformat(timespec="milliseconds")
         for item in emits:
-            value = item.value
-            stamped = (
-                replace(value, received_at=now)
-                if isinstance(value, DeadLetter)
-                else replace(value, emitted_at=now)
-            )
             # Inside an agent Faust attaches these sends to the input record and publishes
             # them before it commits that record's offset: no output is lost behind a commit.
-            await self.outputs[item.topic].send(key=item.key, value=encode(stamped))
+            await self.outputs[item.topic].send(key=item.key, value=encode(stamped(item.value, now)))
 
     def observe(
         self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed

@@ -69,6 +69,38 @@ def _tail(args: argparse.Namespace, settings: settings_module.Settings) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from stream_app import backtest
+
+    try:
+        settings = backtest.apply_flags(
+            settings,
+            medical_tiers=args.medical_tiers,
+            household_tiers=args.household_tiers,
+            assistance_standard=args.assistance_standard,
+            post_death_grace_days=args.post_death_grace_days,
+            exclusive_programs=args.exclusive_programs,
+        )
+    except SettingsError as exc:
+        print(f"stream-app backtest: {exc}", file=sys.stderr)
+        return 2
+    if args.plot and not backtest.matplotlib_available():
+        print(
+            "stream-app backtest: --plot needs matplotlib, an optional extra: "
+            "pip install 'benefit-integrity[plot]' (or .venv/bin/pip install -e '.[plot]')",
+            file=sys.stderr,
+        )
+        return 1
+    options = backtest.Options(args.files, summary=args.summary, plot=args.plot, progress=args.progress)
+    try:
+        stats = backtest.run(settings, options, sys.stdout.buffer, sys.stderr)
+    except backtest.InputError as exc:
+        print(f"stream-app backtest: {exc}", file=sys.stderr)
+        return 1
+    backtest.report(stats, sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stream-app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,6 +127,41 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("topics", nargs="*", help="topics or logical names (default: every output topic)")
     t.add_argument("--from-beginning", action="store_true")
     t.set_defaults(run=_tail)
+
+    bt = sub.add_parser(
+        "backtest",
+        help="run the rules over recorded input (kcat -J lines), no broker; outputs as kcat -J lines",
+        description="Run the worker's per-record code over kcat -J files in ts order (ties in file "
+        "order) and print the outputs it gives, as kcat -J lines on stdout (emitted_at = the input "
+        "record's ts). Settings come from STREAM_APP_*; the flags below override them.",
+    )
+    bt.add_argument("files", nargs="+", metavar="FILE", help="kcat -J lines; - reads stdin")
+    bt.add_argument("--medical-tiers", metavar="YUAN,...", help="R1 tiers (STREAM_APP_MEDICAL_TIERS)")
+    bt.add_argument("--household-tiers", metavar="YUAN,...", help="R7 tiers (STREAM_APP_HOUSEHOLD_TIERS)")
+    bt.add_argument(
+        "--assistance-standard",
+        metavar="DEDUCTIBLE:RATE:CAP",
+        help="R8 standard (STREAM_APP_ASSISTANCE_STANDARD)",
+    )
+    bt.add_argument(
+        "--post-death-grace-days", metavar="N", help="R4 grace days (STREAM_APP_POST_DEATH_GRACE_DAYS)"
+    )
+    bt.add_argument(
+        "--exclusive-programs", metavar="A:B,...", help="R6 pairs (STREAM_APP_EXCLUSIVE_PROGRAMS)"
+    )
+    bt.add_argument(
+        "--summary",
+        action="store_true",
+        help="print instead a table of counts per rule/tier/reason, by month and by region",
+    )
+    bt.add_argument("--plot", metavar="FILE.png", help="also draw warnings per month per rule (matplotlib)")
+    bt.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: a bar on a terminal; sparse lines for large input otherwise)",
+    )
+    bt.set_defaults(run=_backtest)
     return p
 
 

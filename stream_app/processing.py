@@ -12,6 +12,8 @@ import base64
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from msgspec.structs import replace
+
 from stream_app.records import (
     DeadLetter,
     DeathRegistration,
@@ -81,6 +83,13 @@ class Processed:
     outcome: str  # what the record did: counted, duplicate, dead_letter:<class>, ...
     event_id: str | None = None
     event_time_us: int | None = None
+
+
+def stamped(value: Output, now: str) -> Output:
+    """The output as sent: ``emitted_at`` (``received_at`` on a dead letter) set to ``now``."""
+    if isinstance(value, DeadLetter):
+        return replace(value, received_at=now)
+    return replace(value, emitted_at=now)
 
 
 def _route(output: Output) -> Emit:
@@ -171,7 +180,7 @@ class Processor:
             if status_step.state is not current:
                 self.status_state.put(person, status_step.state)
             outputs, outcome = status_step.outputs, status_step.outcome
-        return Processed(tuple(_route(o) for o in outputs), outcome, rec.event_id, event_time_us(rec))
+        return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, event_time_us(rec))
 
 
 def event_time_us(rec: InputRecord) -> int:

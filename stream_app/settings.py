@@ -158,17 +158,21 @@ def parse_pairs(text: str, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))  # type: ignore[arg-type]
 
 
+def parse_whole(text: str, name: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}: {text!r} is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: {value} must be at least {minimum}")
+    return value
+
+
 def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
     raw = env.get(PREFIX + key)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{key}: {raw!r} is not a whole number") from None
-    if value < minimum:
-        raise SettingsError(f"{PREFIX}{key}: {value} must be at least {minimum}")
-    return value
+    return parse_whole(raw, PREFIX + key, minimum)
 
 
 def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
