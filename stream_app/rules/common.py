@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Generic, TypeVar
+
+from msgspec import Struct
 
 from stream_app.records import Output
 
@@ -20,12 +21,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Step(Generic[S]):
+class Step(Struct, Generic[S], frozen=True):
     """A rule's answer: the new state (None: forget the key), what to emit, and what happened.
 
     ``outcome`` names what the record did (``counted``, ``duplicate``, ``unknown_reversal``...);
-    the worker counts it in a metric.
+    the worker counts it in a metric. (A msgspec struct: built per record, five times cheaper
+    than a frozen dataclass.)
     """
 
     state: S | None
