@@ -40,8 +40,11 @@ def _at(moment: datetime) -> str:
     return (moment + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S") + CST_TEXT
 
 
-def records(count: int, persons: int = 30_000, seed: int = 1) -> Iterator[dict[str, Any]]:
-    """``count`` kcat -J records (dicts with a string ``payload``) in arrival (``ts``) order."""
+def records(
+    count: int, persons: int = 30_000, seed: int = 1, heavy_share: float = 0.3
+) -> Iterator[dict[str, Any]]:
+    """``count`` kcat -J records (dicts with a string ``payload``) in arrival (``ts``) order;
+    ``heavy_share`` of them go to the 2% of persons who are heavy users (0: none)."""
     rng = random.Random(seed)
     people = [
         (_person(n), rng.choice(REGIONS), f"HH-{n // 3:06d}" if rng.random() < 0.5 else None)
@@ -54,7 +57,7 @@ def records(count: int, persons: int = 30_000, seed: int = 1) -> Iterator[dict[s
     step = SPAN / max(count, 1)
     for i in range(count):
         moment = START + step * i + timedelta(seconds=rng.randrange(60))
-        who = rng.randrange(heavy) if rng.random() < 0.3 else rng.randrange(persons)
+        who = rng.randrange(heavy) if rng.random() < heavy_share else rng.randrange(persons)
         person_id, region, household = people[who]
         roll = rng.random()
         payload: str | None
@@ -145,7 +148,7 @@ def records(count: int, persons: int = 30_000, seed: int = 1) -> Iterator[dict[s
         }
 
 
-def write(path: str, count: int, persons: int = 30_000, seed: int = 1) -> None:
+def write(path: str, count: int, persons: int = 30_000, seed: int = 1, heavy_share: float = 0.3) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        for record in records(count, persons, seed):
+        for record in records(count, persons, seed, heavy_share):
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
