@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from unittest.mock import patch
 
 import msgspec
 from hypothesis import given, settings
@@ -59,3 +61,63 @@ def test_money_fast_path_equals_the_general_path(token):
     assert outcome(_money, token) == general
     valid = outcome(_money_valid, token)
     assert valid[0] == general[0] and (valid[0] == "ok" or valid == general)
+
+
+def strict_decode(record_type, key, value):
+    """decode() with every value parsed by the strict decoder (the patterns in msgspec)."""
+    with patch.object(records, "_parse", lambda t, text: records._DECODERS[t].decode(text)):
+        return records.decode(record_type, key, value, 65536)
+
+
+GOOD_ID = records.with_check_character("33018319670305002")
+texts = {
+    "person_id": [GOOD_ID, GOOD_ID[:17] + "0", GOOD_ID + "\n", GOOD_ID[:17], "３３" + GOOD_ID[2:], 5, None],
+    "region_code": ["330183004", "33018300", "330183004\n", "٣30183004", 330183004],
+    "settled_at": [
+        "2017-03-14T10:21:00+08:00",
+        "2017-03-14t10:21:00z",
+        "2017-03-14T10:21:00",
+        "2017-02-30T10:21:00Z",
+        "2017-03-14T10:21:60.5+08:00",
+        "2017-03-14T10:21:00+08:00\n",
+        "x",
+    ],
+    "registered_at": ["2017-03-14T10:21:00+08:00", "2017-03-14 10:21:00+08:00", 7],
+    "program": ["dibao", "Dibao", "a" * 64, "a" * 65, "dibao\n", "", "x-y"],
+    "event_id": ["e1", "", "e" * 129],
+    "self_pay": ["12.30", 12.3, "-1", None],
+    "died_on": ["2017-03-01", "2017-02-30"],
+    "level": [1, 5, None],
+}
+SHAPES = {
+    records.MedicalSettlement: ("event_id", "person_id", "region_code", "settled_at", "self_pay"),
+    records.DeathRegistration: ("event_id", "person_id", "region_code", "registered_at", "died_on"),
+    records.SubsidyEnrollment: ("event_id", "person_id", "region_code", "program"),
+    records.DisabilityRegistration: ("event_id", "person_id", "region_code", "level"),
+}
+BASE = {
+    records.MedicalSettlement: {"total_cost": "1"},
+    records.DeathRegistration: {},
+    records.SubsidyEnrollment: {"status": "active", "monthly_amount": "500", "effective_on": "2017-01-01"},
+    records.DisabilityRegistration: {"status": "certified", "effective_on": "2017-01-01"},
+}
+
+
+@st.composite
+def values(draw):
+    record_type = draw(st.sampled_from(list(SHAPES)))
+    value = dict(BASE[record_type])
+    for name in SHAPES[record_type]:
+        if draw(st.integers(0, 9)):  # now and then a field is missing
+            value[name] = draw(st.sampled_from(texts[name]))
+    order = draw(st.permutations(list(value)))
+    raw = json.dumps({name: value[name] for name in order}, ensure_ascii=False).encode()
+    return record_type, raw, value.get("person_id")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(values())
+def test_lean_parse_decodes_exactly_as_the_strict_decoder(case):
+    record_type, raw, key = case
+    key = key.encode() if isinstance(key, str) else None
+    assert records.decode(record_type, key, raw, 65536) == strict_decode(record_type, key, raw)
