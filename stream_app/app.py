@@ -58,8 +58,9 @@ class Runtime:
         m = self.metrics
         m.consumed.labels(topic).inc()
         m.last_consumed.labels(topic).set(time.time())
-        if processed.event_time_us is not None:
-            event_s = processed.event_time_us / 1e6
+        event_us = processed.event_time_us  # computed on access: read it once
+        if event_us is not None:
+            event_s = event_us / 1e6
             if event_s > self.newest_event_s.get(topic, float("-inf")):  # a late record never moves it back
                 self.newest_event_s[topic] = event_s
                 m.last_event.labels(topic).set(event_s)

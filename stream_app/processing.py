@@ -84,7 +84,12 @@ class Processed(Struct, frozen=True):
     emits: tuple[Emit, ...]
     outcome: str  # what the record did: counted, duplicate, dead_letter:<class>, ...
     event_id: str | None = None
-    event_time_us: int | None = None
+    record: InputRecord | None = None  # the decoded record; None for a dead letter
+
+    @property
+    def event_time_us(self) -> int | None:
+        """The record's event time, computed when asked (the worker's metrics ask, a backtest not)."""
+        return None if self.record is None else event_time_us(self.record)
 
 
 def stamped(value: Output, now: str) -> Output:
@@ -182,7 +187,7 @@ class Processor:
             if status_step.state is not current:
                 self.status_state.put(person, status_step.state)
             outputs, outcome = status_step.outputs, status_step.outcome
-        return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, event_time_us(rec))
+        return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, rec)
 
 
 def event_time_us(rec: InputRecord) -> int:
