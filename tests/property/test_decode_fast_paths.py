@@ -1,8 +1,9 @@
-"""The decoder's fast paths give exactly what the general paths give (values and error texts)."""
+"""Fast paths give exactly what the general paths give: decoding (values and error texts), ids."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from unittest.mock import patch
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from stream_app import records
 from stream_app.records import _Bad, _money, _money_general, _money_valid, person_id_valid
+from stream_app.rules import common
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -121,3 +123,10 @@ def test_lean_parse_decodes_exactly_as_the_strict_decoder(case):
     record_type, raw, key = case
     key = key.encode() if isinstance(key, str) else None
     assert records.decode(record_type, key, raw, 65536) == strict_decode(record_type, key, raw)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=7))
+def test_output_id_is_uuid5_of_the_joined_parts(parts):
+    expected = str(uuid.uuid5(common._ID_NAMESPACE, "|".join(parts)))
+    assert common.output_id(*parts) == expected
