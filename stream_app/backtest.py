@@ -38,6 +38,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
@@ -82,6 +83,17 @@ class _Line(msgspec.Struct):
     key: str | None = None
 
 
+class _TextLine(msgspec.Struct):
+    """The usual kcat -J line: ``payload`` a string (or null); one parse, no second decode."""
+
+    topic: str
+    partition: int
+    offset: int
+    ts: int
+    payload: str | None
+    key: str | None = None
+
+
 class _Out(msgspec.Struct, omit_defaults=True):
     """One output line, kcat -J form: ``ts`` is the input record's."""
 
@@ -92,6 +104,7 @@ class _Out(msgspec.Struct, omit_defaults=True):
 
 
 _LINE = msgspec.json.Decoder(_Line)
+_TEXT_LINE = msgspec.json.Decoder(_TextLine)
 _TEXT = msgspec.json.Decoder(str)
 _OUT = msgspec.json.Encoder()
 
@@ -173,7 +186,7 @@ def read_lines(
     """The input records of one file, in file order; bad and foreign lines counted in ``stats``."""
     records: list[Record] = []
     append = records.append
-    decode_line = _LINE.decode
+    decode_line, decode_text_line = _LINE.decode, _TEXT_LINE.decode
     number = 0
     for number, line in enumerate(lines, 1):
         if number % _PROGRESS_STEP == 0:
@@ -181,8 +194,12 @@ def read_lines(
         if not line.strip():
             continue
         try:
-            rec = decode_line(line)
-            value = _value(rec.payload)
+            try:
+                rec: Any = decode_text_line(line)
+                value = rec.payload.encode("utf-8") if rec.payload is not None else None
+            except msgspec.ValidationError:  # a JSON value in place of the string, or a bad line
+                rec = decode_line(line)
+                value = _value(rec.payload)
             key = rec.key.encode("utf-8") if rec.key is not None else None
         except (msgspec.DecodeError, UnicodeEncodeError):
             stats.unparseable += 1
@@ -233,12 +250,7 @@ def process(
     processor = Processor(settings, DictState(), DictState())
     process_one = processor.process
     outputs = stats.outputs
-    # The state dicts hold many long-lived objects and create no reference cycles: the
-    # cyclic collector would only rescan them over and over (about 20% of the run).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        n = 0
+    with _no_cyclic_gc():
         for n, (ts, topic, partition, offset, key, value) in enumerate(records, 1):
             try:
                 processed = process_one(topic, partition, offset, key, value)
@@ -254,10 +266,20 @@ def process(
                     sink(item, stamped(item.value, now), ts)
             if n % _PROGRESS_STEP == 0:
                 tick(n)
+    return processor
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The records read and the state dicts are many long-lived objects in no reference cycle:
+    the cyclic collector would only rescan them over and over (about 20% of a run)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
         if was_enabled:
             gc.enable()
-    return processor
 
 
 # ---------------------------------------------------------------------------
@@ -494,7 +516,7 @@ def run(
     input_topics = {settings.topic(logical) for logical in INPUT_TYPES}
     summary = Summary() if options.summary or options.plot else None
     try:
-        with Progress(err, total_bytes, options.progress) as progress:
+        with _no_cyclic_gc(), Progress(err, total_bytes, options.progress) as progress:
             records = read_files(handles, input_topics, stats, progress.phase("reading lines", None))
             stats.read_s = time.perf_counter() - started
             sinks = [] if options.summary else [record_writer(settings, out)]
