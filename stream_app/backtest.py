@@ -94,7 +94,7 @@ class _TextLine(msgspec.Struct):
     key: str | None = None
 
 
-class _Out(msgspec.Struct, omit_defaults=True):
+class _Out(msgspec.Struct):
     """One output line, kcat -J form: ``ts`` is the input record's."""
 
     topic: str
