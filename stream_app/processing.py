@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
 
 from stream_app.records import (
     DeadLetter,
@@ -31,8 +30,8 @@ from stream_app.rules.common import start_of_day_cst, to_us
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.settings import Settings
-
-S = TypeVar("S")
+from stream_app.state import DictState as DictState  # re-exported: tests and tools build on it
+from stream_app.state import StateAccess
 
 #: Logical input topic -> the record its values decode to.
 INPUT_TYPES: dict[str, type[InputRecord]] = {
@@ -42,28 +41,6 @@ INPUT_TYPES: dict[str, type[InputRecord]] = {
     "SUBSIDY_ENROLLMENTS": SubsidyEnrollment,
 }
 STATUS_TOPICS = ("DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
-
-
-class StateAccess(Protocol, Generic[S]):
-    """Per-person state by person_id: a Faust table in the worker, a dict in a backtest."""
-
-    def get(self, key: str) -> S | None: ...
-
-    def put(self, key: str, state: S | None) -> None: ...
-
-
-class DictState(Generic[S]):
-    def __init__(self) -> None:
-        self.data: dict[str, S] = {}
-
-    def get(self, key: str) -> S | None:
-        return self.data.get(key)
-
-    def put(self, key: str, state: S | None) -> None:
-        if state is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = state
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +106,25 @@ def dead_letter(
         error=rejected.error,
     )
     return Emit("DEADLETTER", key, letter)
+
+
+def internal_dead_letter(
+    exc: BaseException,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    limit: int,
+) -> Emit:
+    """A valid record whose processing raised (a defect): kept as a dead letter to replay once fixed.
+
+    The reason names the exception type and message only: no stack, no state of the person.
+    """
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    reason = f"processing raised {type(exc).__name__}" + (f": {message}" if message else "")
+    reason += "; the person's state is as before this record; replay it once the defect is fixed"
+    return dead_letter(Rejected("internal", reason), topic, partition, offset, key, value, limit)
 
 
 class Processor:

@@ -142,7 +142,7 @@ class _EnrollmentIn(Struct, frozen=True, kw_only=True):
 class Rejected(Struct, frozen=True):
     """Why a record cannot be processed: one of the contract's error classes and a sentence."""
 
-    error_class: Literal["encoding", "json", "schema", "key", "too_large"]
+    error_class: Literal["encoding", "json", "schema", "key", "too_large", "internal"]
     error: str
 
 
