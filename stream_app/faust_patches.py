@@ -83,11 +83,16 @@ def _buffer_put(self: Any, fut: Any) -> None:
     _original_buffer_put(self, fut)
 
 
-async def _buffer_send_pending(self: Any, fut: Any) -> None:
-    try:
-        await _original_send_pending(self, fut)
-    finally:
-        self._stream_app_sent = getattr(self, "_stream_app_sent", 0) + 1
+def _counting(send_pending: Any) -> Any:
+    """Count each message once its hand-over to the client is over (sent, or failed)."""
+
+    async def counted(self: Any, fut: Any) -> None:
+        try:
+            await send_pending(self, fut)
+        finally:
+            self._stream_app_sent = getattr(self, "_stream_app_sent", 0) + 1
+
+    return counted
 
 
 async def _buffer_flush(self: Any) -> None:
@@ -116,6 +121,7 @@ async def _buffer_flush(self: Any) -> None:
 _original_buffer_put = faust_producer.ProducerBuffer.put
 _original_send_pending = faust_producer.ProducerBuffer._send_pending
 _original_buffer_flush = faust_producer.ProducerBuffer.flush
+_buffer_send_pending = _counting(_original_send_pending)
 
 
 def install() -> None:
