@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, TopicPartition
 from stream_app.processing import DictState, Processor
 from stream_app.settings import load
 from tests.builders import REGION, person
+from tests.integration.outputs import consumed_total
 from tests.waiting import wait_until
 
 OUTPUTS = ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
@@ -264,6 +265,11 @@ class Harness:
             meta = future.get(timeout=30)
             self.sent.append(Sent(logical, meta.partition, meta.offset, key, value))
 
+    def consumed(self) -> int | None:
+        """Records this worker process has finished (state written), from its /metrics."""
+        status, body = self.worker.get("/metrics")
+        return int(consumed_total(body)) if status == 200 else None
+
     def _restart(self, empty: bool, wait_ready: bool = False) -> None:
         if empty:
             self.data_dir = f"state-{next(self.dirs)}"
@@ -286,6 +292,7 @@ class Harness:
             self.worker.stop(signal.SIGKILL)
             self._restart(self.rng.random() < 0.4)
         else:
+            self.worker.wait_ready()  # a graceful stop of a running worker (one still starting dies of it)
             assert self.worker.stop(signal.SIGTERM) == 0, self.worker.log_tail()
             for _ in range(self.rng.randint(1, 3)):  # a backlog waits for the restart
                 self.produce(next(chunks, []))
@@ -297,9 +304,19 @@ class Harness:
         at = sorted(self.rng.sample(range(1, max(2, len(pieces))), min(faults, max(1, len(pieces) - 1))))
         chunks = iter(pieces)
         for n, piece in enumerate(chunks, 1):
+            if not (at and n >= at[0]):
+                self.produce(piece)
+                time.sleep(self.rng.uniform(0.0, 0.4))  # sources are bursty
+                continue
+            # Strike while the worker is busy with this chunk: after a random number of its
+            # records are through, so the fault falls between two steps of some record.
+            base = self.consumed()
             self.produce(piece)
-            # Jitter so that faults land anywhere in processing, not at chunk edges.
-            time.sleep(self.rng.uniform(0.0, 0.4))
+            if base is not None:
+                target = base + self.rng.randint(1, max(1, len(piece) - 1))
+                deadline = time.monotonic() + 30
+                while (self.consumed() or 0) < target and time.monotonic() < deadline:
+                    pass  # polling as fast as the worker answers: the next record is ~1 ms away
             while at and n >= at[0]:
                 at.pop(0)
                 self.fault(chunks)
