@@ -107,6 +107,12 @@ class Metrics:
             "Times outputs were sent again because the broker did not acknowledge them.",
             registry=r,
         )
+        self.committed_offset = Gauge(
+            f"{PREFIX}_committed_offset",
+            "The group's committed offset per assigned input partition (0 before the first commit).",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.committed_lag = Gauge(
             f"{PREFIX}_committed_lag_records",
             "Records after the group's committed offset per assigned input partition: grows while"

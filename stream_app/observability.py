@@ -95,6 +95,7 @@ async def refresh(app: faust.App, runtime: Runtime) -> None:
     metrics = runtime.metrics
     metrics.lag.clear()
     metrics.committed_lag.clear()
+    metrics.committed_offset.clear()
     committed_offsets = app.consumer._committed_offset  # Faust's view: the broker's at assignment, then ours
     inputs = runtime.input_topics
     for tp in app.consumer.assignment():
@@ -112,6 +113,7 @@ async def refresh(app: faust.App, runtime: Runtime) -> None:
         # A stalled commit shows here, not above: the records are fetched and processed but
         # their offsets are not committed, so a restart would process them again.
         committed = committed_offsets.get(tp) or 0
+        metrics.committed_offset.labels(tp.topic, str(tp.partition)).set(committed)
         metrics.committed_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
     for name, table in runtime.tables.items():
         metrics.table_persons.labels(name).set(_estimate_keys(table))
