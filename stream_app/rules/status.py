@@ -251,10 +251,11 @@ def _duplicate_assistance(
         a, b = state.episode(first), state.episode(second)
         if a is None or b is None:
             continue
-        # The later episode made the overlap; it remembers the warning.
-        older, newer = sorted((a, b), key=lambda ep: ep.event_id == getattr(rec, "event_id", None))
-        if older.event_id in newer.overlaps_warned:
+        # Warned already: the episode that made the overlap keeps the other's event_id.
+        # Look on both, so that any later record of the person finds the marker.
+        if a.event_id in b.overlaps_warned or b.event_id in a.overlaps_warned:
             continue
+        older, newer = _overlap_order(a, b, rec)
         evidence = tuple(sorted((a.event_id, b.event_id)))
         warnings.append(
             DuplicateAssistanceWarning(
@@ -271,6 +272,22 @@ def _duplicate_assistance(
         marked = replace(newer, overlaps_warned=(*newer.overlaps_warned, older.event_id))
         state = _with_episode(state, newer.program, marked)
     return state, warnings
+
+
+def _overlap_order(a: Episode, b: Episode, rec: StatusRecord) -> tuple[Episode, Episode]:
+    """(older, newer) of two overlapping episodes: the newer one made the overlap.
+
+    An overlap begins with the ``active`` record that starts the second episode, and
+    is warned while that record is processed. Only when a pair is first seen on some
+    other record (a pair added to the settings, say) is the newer one chosen from the
+    episodes alone: the later ``effective_on``, then the larger event_id.
+    """
+    if b.event_id == rec.event_id:
+        return a, b
+    if a.event_id == rec.event_id:
+        return b, a
+    older, newer = sorted((a, b), key=lambda ep: (ep.effective_on, ep.event_id))
+    return older, newer
 
 
 def step(state: StatusState | None, rec: StatusRecord, *, params: RuleParams) -> Step[StatusState]:
