@@ -79,6 +79,7 @@ def install(runtime: Runtime) -> None:
         metrics.warnings.labels(rule, "none")
     for program in KNOWN_PROGRAMS:
         metrics.resumes.labels(program)
+        metrics.overpaid.labels(program)
         for reason in ("DEATH", "DECEASED_ENROLLMENT"):
             metrics.stops.labels(reason, program)
     for program in DISABILITY_PROGRAMS:

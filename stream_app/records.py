@@ -195,6 +195,9 @@ class PaymentStop(_Output, frozen=True, kw_only=True, omit_defaults=True):
     effective_on: date
     caused_by: str
     emitted_at: str = ""
+    #: R9, on the death reasons only: months paid after the death, and what they came to.
+    overpaid_months: int | None = None
+    overpaid_amount: str | None = None
 
 
 class PaymentResume(_Output, frozen=True, kw_only=True, omit_defaults=True):
