@@ -182,6 +182,14 @@ class NursingEligibleWarning(AssistanceWarning, frozen=True, kw_only=True, omit_
     level: int
 
 
+class PostDeathWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
+    """Rule POST_DEATH_ACTIVITY (R4): care billed after the death in force plus the grace period."""
+
+    died_on: date
+    service_on: date
+    self_pay: str
+
+
 class DuplicateAssistanceWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
     programs: tuple[str, str]
 
