@@ -181,4 +181,7 @@ def test_late_deaths_and_bills_after_death_give_the_contract_stops_and_warnings(
     assert metric(text, "benefit_integrity_overpaid_yuan_total", program="dibao") == 13100.0
     assert metric(text, "benefit_integrity_overpaid_yuan_total", program="tekun") == 2400.0
     assert metric(text, "benefit_integrity_warnings_total", rule="POST_DEATH_ACTIVITY", tier="none") == 2
+    # The person's state shows the registration date R9 counted to (2020-03-01T16:30Z is March 2 in +08:00).
+    death = state_of(bill_first)["status"]["death_in_force"]
+    assert death == {"event_id": "d-bf", "died_on": "2020-01-10", "registered_on": "2020-03-02"}
     assert worker.proc.poll() is None
