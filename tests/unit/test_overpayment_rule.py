@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import msgspec
 import pytest
 
 from stream_app.records import PaymentResume, PaymentStop, encode
@@ -208,3 +209,13 @@ def test_overpayment_after_withdrawal_uses_the_new_deaths_registration():
 )
 def test_overpaid_months_at_its_edges(stop_on, episode_on, registered_on, months):
     assert overpaid_months(stop_on, episode_on, registered_on) == months
+
+
+def test_overpayment_on_a_death_kept_in_state_from_before_r9():
+    # A worker from before R9 stored the death as [event_id, died_on]; it still decodes, and
+    # a later roll is stopped with the months up to the episode's start (a lower bound).
+    old = msgspec.msgpack.encode([["d1", "2020-01-10"], None, [], []])
+    state = msgspec.msgpack.decode(old, type=status.StatusState)
+    assert (state.death.registered_on, state.death.region_code) == (None, None)
+    _, outputs = run([enrollment("e1", P, "dibao", "active", "2020-03-01", amount="800")], state)
+    assert stops(outputs) == [("dibao", "DECEASED_ENROLLMENT", date(2020, 2, 1), 1, "800.00")]
