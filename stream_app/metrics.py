@@ -36,6 +36,12 @@ class Metrics:
             ["reason", "program"],
             registry=r,
         )
+        self.overpaid = Counter(
+            f"{PREFIX}_overpaid_yuan",
+            "Yuan paid after a death before its registration (R9 overpaid_amount), per program.",
+            ["program"],
+            registry=r,
+        )
         self.resumes = Counter(
             f"{PREFIX}_payment_resumes", "Payment resumes emitted, per program.", ["program"], registry=r
         )

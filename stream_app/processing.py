@@ -25,7 +25,7 @@ from stream_app.records import (
     SubsidyEnrollment,
     decode,
 )
-from stream_app.rules import medical, status
+from stream_app.rules import medical, post_death, status
 from stream_app.rules.common import start_of_day_cst, to_us
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
@@ -161,12 +161,29 @@ class Processor:
             if medical_step.state is not window:  # unchanged state is not written again
                 self.medical_state.put(person, medical_step.state)
             outputs, outcome = medical_step.outputs, medical_step.outcome
+            if outcome == "counted" and held is not None and held.death is not None:
+                # R4, settlement side: the settlement just placed, against the death in force.
+                placed = [e for e in medical_step.state.entries if e.event_id == rec.event_id]  # type: ignore[union-attr]
+                outputs += post_death.warnings(
+                    person, placed, held.death, self.params, region_code=rec.region_code
+                )
         else:
             current = self.status_state.get(person)
             status_step = status.step(current, rec, params=self.params)
             if status_step.state is not current:
                 self.status_state.put(person, status_step.state)
             outputs, outcome = status_step.outputs, status_step.outcome
+            if outcome == "death_registered":
+                # R4, death side: the death now in force, against the settlements the window holds.
+                held_window = self.medical_state.get(person)
+                if held_window is not None:
+                    outputs += post_death.warnings(
+                        person,
+                        held_window.entries,
+                        status_step.state.death,  # type: ignore[union-attr,arg-type]
+                        self.params,
+                        region_code=rec.region_code,
+                    )
         return Processed(tuple(_route(o) for o in outputs), outcome, rec.event_id, event_time_us(rec))
 
 

@@ -131,6 +131,8 @@ class Runtime:
             value = item.value
             if isinstance(value, PaymentStop):
                 m.stops.labels(value.reason, value.program).inc()
+                if value.overpaid_amount is not None:
+                    m.overpaid.labels(value.program).inc(float(value.overpaid_amount))
             elif isinstance(value, PaymentResume):
                 m.resumes.labels(value.program).inc()
             else:

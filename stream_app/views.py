@@ -46,7 +46,12 @@ def medical_view(state: MedicalState, tiers_fen: tuple[int, ...]) -> dict[str, A
 def status_view(state: StatusState) -> dict[str, Any]:
     death, cert = state.death, state.certification
     return {
-        "death_in_force": death and {"event_id": death.event_id, "died_on": death.died_on.isoformat()},
+        "death_in_force": death
+        and {
+            "event_id": death.event_id,
+            "died_on": death.died_on.isoformat(),
+            "registered_on": death.registered_on and death.registered_on.isoformat(),
+        },
         "certification": cert
         and {
             "event_id": cert.event_id,
