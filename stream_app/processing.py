@@ -127,6 +127,14 @@ def internal_dead_letter(
     return dead_letter(Rejected("internal", reason), topic, partition, offset, key, value, limit)
 
 
+#: Outcomes whose unchanged state is written again. A worker killed after writing a
+#: record's state to its local store, but before the changelog had it, restarts with the
+#: record uncommitted: it comes back, the local state already holds it, and without this
+#: write the changelog would never get that change (a later rebuild from the changelog,
+#: on a new node or an empty data dir, would lose it).
+_REWRITE = frozenset({"duplicate"})
+
+
 class Processor:
     """The per-record path over two per-person states (medical, status)."""
 
@@ -158,9 +166,11 @@ class Processor:
             medical_step = medical.step(
                 window, rec, hardship_holder=bool(held and held.hardship_holder), params=self.params
             )
-            if medical_step.state is not window:  # unchanged state is not written again
-                self.medical_state.put(person, medical_step.state)
             outputs, outcome = medical_step.outputs, medical_step.outcome
+            # Unchanged state is not written again, but for a record the state already holds:
+            # see ``_REWRITE``.
+            if medical_step.state is not window or outcome in _REWRITE:
+                self.medical_state.put(person, medical_step.state)
             if outcome == "counted" and held is not None and held.death is not None:
                 # R4, settlement side: the settlement just placed, against the death in force.
                 placed = [e for e in medical_step.state.entries if e.event_id == rec.event_id]  # type: ignore[union-attr]
@@ -170,9 +180,9 @@ class Processor:
         else:
             current = self.status_state.get(person)
             status_step = status.step(current, rec, params=self.params)
-            if status_step.state is not current:
-                self.status_state.put(person, status_step.state)
             outputs, outcome = status_step.outputs, status_step.outcome
+            if status_step.state is not current or outcome in _REWRITE:
+                self.status_state.put(person, status_step.state)
             if outcome == "death_registered":
                 # R4, death side: the death now in force, against the settlements the window holds.
                 held_window = self.medical_state.get(person)

@@ -40,3 +40,32 @@ def test_several_writes_of_one_key_become_one():
         staged.put("a", n)
     staged.flush()
     assert writes == [("a", 4)]
+
+
+def test_a_record_the_state_already_holds_is_written_again_for_the_changelog():
+    """A replayed record whose change the local store kept (its changelog record lost in a
+    kill) writes the state again, so the changelog gets the change."""
+    import json
+
+    from stream_app.processing import Processor
+    from stream_app.settings import load
+    from tests.builders import enrollment_value, person, settlement_value
+
+    writes: list[str] = []
+
+    class Recording(DictState):
+        def put(self, key, state):  # type: ignore[no-untyped-def]
+            writes.append(key)
+            super().put(key, state)
+
+    settings = load({})
+    processor = Processor(settings, Recording(), Recording())
+    who = person(5)
+    bill = json.dumps(settlement_value("b1", who, "2020-01-01T09:00:00+08:00", "100")).encode()
+    enrolled = json.dumps(enrollment_value("e1", who, "dibao", "active", "2020-01-01")).encode()
+    for logical, raw in (("MEDICAL_SETTLEMENTS", bill), ("SUBSIDY_ENROLLMENTS", enrolled)):
+        topic = settings.topic(logical)
+        first = processor.process(topic, 0, 0, who.encode(), raw)
+        again = processor.process(topic, 0, 0, who.encode(), raw)
+        assert (first.outcome, again.outcome, again.emits) == (first.outcome, "duplicate", ())
+    assert writes == [who] * 4
