@@ -2,88 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-
 import faust
 
-from stream_app.faust_patches import set_fetch_wait
-from stream_app.metrics import Metrics
-from stream_app.processing import INPUT_TYPES, Emit, Processed, Processor, stamped
-from stream_app.records import PaymentResume, PaymentStop, encode
+from stream_app import faust_patches
+from stream_app.processing import Processor
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
+from stream_app.runtime import Runtime
 from stream_app.security import faust_credentials
 from stream_app.settings import Settings
-from stream_app.state import TableState
-
-log = logging.getLogger("stream_app")
-
-
-@dataclass
-class Runtime:
-    """What agents and views share: settings, the per-record processor, outputs, metrics."""
-
-    settings: Settings
-    app: faust.App
-    processor: Processor
-    medical_state: TableState[MedicalState]
-    status_state: TableState[StatusState]
-    outputs: dict[str, faust.TopicT]
-    metrics: Metrics = field(default_factory=Metrics)
-    tables: dict[str, faust.Table] = field(default_factory=dict)
-    #: Next offset to consume per input (topic, partition), for the lag gauge.
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    newest_event_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def input_topics(self) -> set[str]:
-        return {self.settings.topic(logical) for logical in INPUT_TYPES}
-
-    async def emit(self, emits: tuple[Emit, ...]) -> None:
-        if not emits:
-            return
-        now = datetime.now(UTC).isoformat(timespec="milliseconds")
-        for item in emits:
-            # Inside an agent Faust attaches these sends to the input record and publishes
-            # them before it commits that record's offset: no output is lost behind a commit.
-            await self.outputs[item.topic].send(key=item.key, value=encode(stamped(item.value, now)))
-
-    def observe(
-        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
-    ) -> None:
-        self.positions[(topic, partition)] = offset + 1
-        m = self.metrics
-        m.consumed.labels(topic).inc()
-        m.last_consumed.labels(topic).set(time.time())
-        event_us = processed.event_time_us  # computed on access: read it once
-        if event_us is not None:
-            event_s = event_us / 1e6
-            if event_s > self.newest_event_s.get(topic, float("-inf")):  # a late record never moves it back
-                self.newest_event_s[topic] = event_s
-                m.last_event.labels(topic).set(event_s)
-        outcome = processed.outcome
-        if outcome.startswith("dead_letter:"):
-            m.dead_letters.labels(topic, outcome.split(":", 1)[1]).inc()
-            return
-        if outcome == "unknown_reversal":
-            m.unknown_reversals.inc()
-        elif outcome == "ignored_withdrawal":
-            m.ignored_withdrawals.inc()
-        elif outcome == "duplicate":
-            m.duplicates.labels(topic).inc()
-        for item in processed.emits:
-            value = item.value
-            if isinstance(value, PaymentStop):
-                m.stops.labels(value.reason, value.program).inc()
-            elif isinstance(value, PaymentResume):
-                m.resumes.labels(value.program).inc()
-            else:
-                m.warnings.labels(value.rule, getattr(value, "tier", "none")).inc()  # type: ignore[union-attr]
-        if processed.emits and timestamp_s:
-            m.latency.labels(topic).observe(max(0.0, time.time() - timestamp_s))
+from stream_app.state import StagedState, TableState
 
 
 def _broker_options(settings: Settings) -> dict[str, object]:
@@ -102,7 +30,11 @@ def _broker_options(settings: Settings) -> dict[str, object]:
 
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
-    set_fetch_wait(100 if settings.local_broker_workarounds else None)
+    if settings.faust_patches:
+        faust_patches.install()
+    else:
+        faust_patches.uninstall()
+    faust_patches.set_fetch_wait(100 if settings.local_broker_workarounds else None)
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -127,27 +59,26 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
     medical_table, status_table = table("person_medical"), table("person_status")
-    medical_state = TableState(medical_table, MedicalState)
-    status_state = TableState(status_table, StatusState)
-    outputs = {
-        logical: app.topic(settings.topic(logical), key_serializer="raw", value_serializer="raw")
-        for logical in ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
-    }
+    medical_state = StagedState(TableState(medical_table, MedicalState))
+    status_state = StagedState(TableState(status_table, StatusState))
     runtime = Runtime(
         settings=settings,
-        app=app,
         processor=Processor(settings, medical_state, status_state),
         medical_state=medical_state,
         status_state=status_state,
-        outputs=outputs,
+        # Outputs are sent by the agent itself and awaited (``Runtime.deliver``); Faust's
+        # ``stream_publish_on_commit`` (attaching sends to the input offset) stays off.
+        outputs={
+            logical: app.topic(settings.topic(logical), key_serializer="raw", value_serializer="raw")
+            for logical in ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
+        },
         tables={"person_medical": medical_table, "person_status": status_table},
     )
 
-    from agents import medical, status  # agents sit on top of the app they register with
+    from agents import persons  # agents sit on top of the app they register with
     from stream_app import observability, views
 
-    medical.register(app, runtime)
-    status.register(app, runtime)
+    persons.register(app, runtime)
     views.register(app, runtime, medical_table)
-    observability.install(runtime)
+    observability.install(app, runtime)
     return app, runtime

@@ -23,8 +23,8 @@ Decisions (see README, "Backtest"):
   null (a tombstone: a ``json`` dead letter, as in the worker). A JSON object or
   other JSON value in its place (as ``stream-app tail`` prints) is taken as the
   value's exact text.
-- A record whose processing raises (a defect, never bad input) is skipped and
-  counted, as the worker's agent does.
+- A record whose processing raises (a defect, never bad input) leaves the state as
+  before it and becomes an ``internal`` dead letter, as in the worker; counted on stderr.
 
 All records are held in memory to sort them (about the size of the files).
 This module imports no Faust.
@@ -42,11 +42,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, TypeVar
 
 import msgspec
 
-from stream_app.processing import INPUT_TYPES, DictState, Emit, Processor, stamped
+from stream_app.processing import (
+    INPUT_TYPES,
+    DictState,
+    Emit,
+    Processed,
+    Processor,
+    internal_dead_letter,
+    stamped,
+)
 from stream_app.records import (
     AssistanceWarning,
     DeadLetter,
@@ -56,6 +64,8 @@ from stream_app.records import (
     encode,
 )
 from stream_app.rules.common import CST
+from stream_app.rules.medical import MedicalState
+from stream_app.rules.status import StatusState
 from stream_app.settings import (
     Settings,
     parse_pairs,
@@ -64,6 +74,7 @@ from stream_app.settings import (
     parse_whole,
 )
 
+S = TypeVar("S")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Above this much input, progress is shown even when stderr is not a terminal (sparsely).
 LARGE_INPUT_BYTES = 256 * 1024 * 1024
@@ -247,18 +258,27 @@ def process(
     tick: Callable[[int], None] = lambda n: None,
 ) -> Processor:
     """Run every record through the worker's processor; hand each output, stamped, to ``sink``."""
-    processor = Processor(settings, DictState(), DictState())
+    medical_state: _UndoableState[MedicalState] = _UndoableState()
+    status_state: _UndoableState[StatusState] = _UndoableState()
+    processor = Processor(settings, medical_state, status_state)
     process_one = processor.process
     outputs = stats.outputs
+    limit = settings.max_record_bytes
     with _no_cyclic_gc():
         for n, (ts, topic, partition, offset, key, value) in enumerate(records, 1):
             try:
                 processed = process_one(topic, partition, offset, key, value)
-            except Exception as exc:  # a defect: skipped and counted, as the worker's agent does
+            except Exception as exc:  # a defect: as the worker does, state as before, a dead letter
+                medical_state.rollback()
+                status_state.rollback()
                 stats.internal_errors += 1
                 if len(stats.internal_error_at) < 3:
                     stats.internal_error_at.append(f"{topic}[{partition}]@{offset}: {type(exc).__name__}")
-                continue
+                letter = internal_dead_letter(exc, topic, partition, offset, key, value, limit)
+                processed = Processed((letter,), "dead_letter:internal")
+            else:
+                medical_state.undo.clear()
+                status_state.undo.clear()
             if processed.emits:
                 now = stamp_text(ts)
                 for item in processed.emits:
@@ -267,6 +287,23 @@ def process(
             if n % _PROGRESS_STEP == 0:
                 tick(n)
     return processor
+
+
+class _UndoableState(DictState[S]):
+    """A DictState that can take back the writes of the record being processed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.undo: list[tuple[str, S | None]] = []
+
+    def put(self, key: str, state: S | None) -> None:
+        self.undo.append((key, self.data.get(key)))
+        super().put(key, state)
+
+    def rollback(self) -> None:
+        for key, before in reversed(self.undo):
+            DictState.put(self, key, before)
+        self.undo.clear()
 
 
 @contextmanager
@@ -594,8 +631,9 @@ def report(stats: Stats, err: TextIO) -> None:
         )
     if stats.internal_errors:
         print(
-            f"backtest: {stats.internal_errors:,} record(s) raised an internal error and were skipped "
-            f"(a defect; the worker skips them too): {', '.join(stats.internal_error_at)}",
+            f"backtest: {stats.internal_errors:,} record(s) raised an internal error (a defect): "
+            f"state left as before each, an internal dead letter written, as the worker does: "
+            f"{', '.join(stats.internal_error_at)}",
             file=err,
         )
 

@@ -53,6 +53,9 @@ def describe(payload: dict[str, Any]) -> str:
             ),
             "DISABILITY_NURSING_ELIGIBLE": lambda p: f"level {p['level']}, no nursing subsidy",
             "DUPLICATE_ASSISTANCE": lambda p: f"programs {' + '.join(p['programs'])}",
+            "POST_DEATH_ACTIVITY": lambda p: (
+                f"care on {p['service_on']} after the death on {p['died_on']}, self-pay {p['self_pay']}"
+            ),
         }.get(payload["rule"], lambda p: "")(payload)
         return f"[bold yellow]WARNING[/] {payload['rule']} region {payload['region_code']}: {extra}"
     if "resume_id" in payload:
@@ -60,7 +63,11 @@ def describe(payload: dict[str, Any]) -> str:
             f"[bold green]RESUME[/] {payload['program']} from {payload['effective_on']} ({payload['reason']})"
         )
     if "stop_id" in payload:
-        return f"[bold red]STOP[/] {payload['program']} from {payload['effective_on']} ({payload['reason']})"
+        stop = f"[bold red]STOP[/] {payload['program']} from {payload['effective_on']} ({payload['reason']})"
+        if "overpaid_months" in payload:
+            months, amount = payload["overpaid_months"], payload["overpaid_amount"]
+            stop += f"; paid after death: {months} month{'' if months == 1 else 's'}, {amount} to recover"
+        return stop
     return f"[bold magenta]DEAD LETTER[/] {payload['error_class']}: {escape(payload['error'])}"
 
 

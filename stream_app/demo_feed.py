@@ -144,17 +144,28 @@ def stories() -> list[tuple[str, list[tuple[str, Any]]]]:
             ],
         ),
         (
-            "特困 recipient (Dongzhou) dies: payment stops from the next month",
+            "特困 recipient (Dongzhou) dies on 2017-09-10; his card pays a bill in November; the death is"
+            " registered in January: payment stops from October, 4 months (4,800 yuan) to recover,"
+            " and the bill after death is flagged",
             [
                 _enrol("MZ-TK-2015-0420", TEKUN_RECIPIENT, DONGZHOU, "tekun", "active", "1200", "2015-05-01"),
+                _settle(
+                    "YB-2017-1120",
+                    TEKUN_RECIPIENT,
+                    DONGZHOU,
+                    "2017-11-20T10:15:00+08:00",
+                    "236.50",
+                    "980.00",
+                    service_on="2017-11-20",
+                ),
                 (
                     "DEATH_REGISTRATIONS",
                     {
-                        "event_id": "GA-SW-2017-0912",
+                        "event_id": "GA-SW-2018-0115",
                         "person_id": TEKUN_RECIPIENT,
                         "region_code": DONGZHOU,
                         "died_on": "2017-09-10",
-                        "registered_at": "2017-09-12T10:00:00+08:00",
+                        "registered_at": "2018-01-15T10:00:00+08:00",
                     },
                 ),
             ],

@@ -36,6 +36,12 @@ class Metrics:
             ["reason", "program"],
             registry=r,
         )
+        self.overpaid = Counter(
+            f"{PREFIX}_overpaid_yuan",
+            "Yuan paid after a death before its registration (R9 overpaid_amount), per program.",
+            ["program"],
+            registry=r,
+        )
         self.resumes = Counter(
             f"{PREFIX}_payment_resumes", "Payment resumes emitted, per program.", ["program"], registry=r
         )
@@ -57,7 +63,7 @@ class Metrics:
         )
         self.latency = Histogram(
             f"{PREFIX}_processing_latency_seconds",
-            "From the input record's Kafka timestamp to its outputs handed to the producer.",
+            "From the input record's Kafka timestamp to its outputs acknowledged by the broker.",
             ["topic"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
             registry=r,
@@ -98,7 +104,25 @@ class Metrics:
         )
         self.internal_errors = Counter(
             f"{PREFIX}_internal_errors",
-            "Records whose processing raised an unexpected error (logged, skipped).",
+            "Records whose processing raised an unexpected error (sent to the dead letters as internal).",
             ["topic"],
+            registry=r,
+        )
+        self.output_retries = Counter(
+            f"{PREFIX}_output_send_retries",
+            "Times outputs were sent again because the broker did not acknowledge them.",
+            registry=r,
+        )
+        self.committed_offset = Gauge(
+            f"{PREFIX}_committed_offset",
+            "The group's committed offset per assigned input partition (0 before the first commit).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.committed_lag = Gauge(
+            f"{PREFIX}_committed_lag_records",
+            "Records after the group's committed offset per assigned input partition: grows while"
+            " commits stall, even when consumer_lag_records (the fetch position) is 0.",
+            ["topic", "partition"],
             registry=r,
         )

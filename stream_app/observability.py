@@ -14,14 +14,14 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import Histogram
 
-from stream_app.app import Runtime
 from stream_app.metrics import PREFIX, Metrics
 from stream_app.records import money
 from stream_app.rules.status import DISABILITY_PROGRAMS
+from stream_app.runtime import Runtime
 
 log = logging.getLogger("stream_app")
 
-ERROR_CLASSES = ("encoding", "json", "schema", "key", "too_large")
+ERROR_CLASSES = ("encoding", "json", "schema", "key", "too_large", "internal")
 KNOWN_PROGRAMS = ("dibao", "tekun", "disability_living", "disability_nursing")
 
 
@@ -58,8 +58,8 @@ class EngineSensor(faust.Sensor):
         )
 
 
-def install(runtime: Runtime) -> None:
-    app, metrics = runtime.app, runtime.metrics
+def install(app: faust.App, runtime: Runtime) -> None:
+    metrics = runtime.metrics
     inputs = runtime.input_topics
 
     # Series exist from the start, so a feed that never speaks after a restart is
@@ -75,10 +75,11 @@ def install(runtime: Runtime) -> None:
     # And the outputs known in advance, so the first one after a restart counts in increase().
     for tier in runtime.settings.rules.medical_tiers_fen:
         metrics.warnings.labels("MEDICAL_SELF_PAY", money(tier))
-    for rule in ("DISABILITY_NURSING_ELIGIBLE", "DUPLICATE_ASSISTANCE"):
+    for rule in ("DISABILITY_NURSING_ELIGIBLE", "DUPLICATE_ASSISTANCE", "POST_DEATH_ACTIVITY"):
         metrics.warnings.labels(rule, "none")
     for program in KNOWN_PROGRAMS:
         metrics.resumes.labels(program)
+        metrics.overpaid.labels(program)
         for reason in ("DEATH", "DECEASED_ENROLLMENT"):
             metrics.stops.labels(reason, program)
     for program in DISABILITY_PROGRAMS:
@@ -90,10 +91,13 @@ def install(runtime: Runtime) -> None:
         app.monitor = PrometheusMonitor(metrics=faust_metrics(metrics))
 
 
-async def refresh(runtime: Runtime) -> None:
-    """Gauges computed when scraped: consumer lag and persons per table."""
-    app, metrics = runtime.app, runtime.metrics
+async def refresh(app: faust.App, runtime: Runtime) -> None:
+    """Gauges computed when scraped: consumer lag (fetch and committed) and persons per table."""
+    metrics = runtime.metrics
     metrics.lag.clear()
+    metrics.committed_lag.clear()
+    metrics.committed_offset.clear()
+    committed_offsets = app.consumer._committed_offset  # Faust's view: the broker's at assignment, then ours
     inputs = runtime.input_topics
     for tp in app.consumer.assignment():
         if tp.topic not in inputs:
@@ -107,6 +111,11 @@ async def refresh(runtime: Runtime) -> None:
         if position is None:
             position = await app.consumer.position(tp) or 0
         metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+        # A stalled commit shows here, not above: the records are fetched and processed but
+        # their offsets are not committed, so a restart would process them again.
+        committed = committed_offsets.get(tp) or 0
+        metrics.committed_offset.labels(tp.topic, str(tp.partition)).set(committed)
+        metrics.committed_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
     for name, table in runtime.tables.items():
         metrics.table_persons.labels(name).set(_estimate_keys(table))
 

@@ -9,7 +9,6 @@ both give the same outputs with the same ids. Emitting (and the wall-clock
 from __future__ import annotations
 
 import base64
-from typing import Generic, Protocol, TypeVar
 
 from msgspec import Struct
 from msgspec.structs import replace
@@ -28,13 +27,13 @@ from stream_app.records import (
     SubsidyEnrollment,
     decode,
 )
-from stream_app.rules import medical, status
+from stream_app.rules import medical, post_death, status
 from stream_app.rules.common import start_of_day_cst, to_us
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.settings import Settings
-
-S = TypeVar("S")
+from stream_app.state import DictState as DictState  # re-exported: tests and tools build on it
+from stream_app.state import StateAccess
 
 #: Logical input topic -> the record its values decode to.
 INPUT_TYPES: dict[str, type[InputRecord]] = {
@@ -44,29 +43,6 @@ INPUT_TYPES: dict[str, type[InputRecord]] = {
     "SUBSIDY_ENROLLMENTS": SubsidyEnrollment,
 }
 STATUS_TOPICS = ("DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
-
-
-class StateAccess(Protocol, Generic[S]):
-    """Per-person state by person_id: a Faust table in the worker, a dict in a backtest."""
-
-    def get(self, key: str) -> S | None: ...
-
-    def put(self, key: str, state: S | None) -> None: ...
-
-
-class DictState(Generic[S]):
-    def __init__(self) -> None:
-        self.data: dict[str, S] = {}
-        self.get = self.data.get  # type: ignore[method-assign]  # the dict's own get: no extra call
-
-    def get(self, key: str) -> S | None:
-        return self.data.get(key)
-
-    def put(self, key: str, state: S | None) -> None:
-        if state is None:
-            self.data.pop(key, None)
-        else:
-            self.data[key] = state
 
 
 class Emit(Struct, frozen=True):
@@ -147,6 +123,33 @@ def dead_letter(
     return Emit("DEADLETTER", key, letter)
 
 
+def internal_dead_letter(
+    exc: BaseException,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    limit: int,
+) -> Emit:
+    """A valid record whose processing raised (a defect): kept as a dead letter to replay once fixed.
+
+    The reason names the exception type and message only: no stack, no state of the person.
+    """
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
+    reason = f"processing raised {type(exc).__name__}" + (f": {message}" if message else "")
+    reason += "; the person's state is as before this record; replay it once the defect is fixed"
+    return dead_letter(Rejected("internal", reason), topic, partition, offset, key, value, limit)
+
+
+#: Outcomes whose unchanged state is written again. A worker killed after writing a
+#: record's state to its local store, but before the changelog had it, restarts with the
+#: record uncommitted: it comes back, the local state already holds it, and without this
+#: write the changelog would never get that change (a later rebuild from the changelog,
+#: on a new node or an empty data dir, would lose it).
+_REWRITE = frozenset({"duplicate"})
+
+
 class Processor:
     """The per-record path over two per-person states (medical, status)."""
 
@@ -178,15 +181,34 @@ class Processor:
             medical_step = medical.step(
                 window, rec, hardship_holder=bool(held and held.hardship_holder), params=self.params
             )
-            if medical_step.state is not window:  # unchanged state is not written again
-                self.medical_state.put(person, medical_step.state)
             outputs, outcome = medical_step.outputs, medical_step.outcome
+            # Unchanged state is not written again, but for a record the state already holds:
+            # see ``_REWRITE``.
+            if medical_step.state is not window or outcome in _REWRITE:
+                self.medical_state.put(person, medical_step.state)
+            if outcome == "counted" and held is not None and held.death is not None:
+                # R4, settlement side: the settlement just placed, against the death in force.
+                placed = [e for e in medical_step.state.entries if e.event_id == rec.event_id]  # type: ignore[union-attr]
+                outputs += post_death.warnings(
+                    person, placed, held.death, self.params, region_code=rec.region_code
+                )
         else:
             current = self.status_state.get(person)
             status_step = status.step(current, rec, params=self.params)
-            if status_step.state is not current:
-                self.status_state.put(person, status_step.state)
             outputs, outcome = status_step.outputs, status_step.outcome
+            if status_step.state is not current or outcome in _REWRITE:
+                self.status_state.put(person, status_step.state)
+            if outcome == "death_registered":
+                # R4, death side: the death now in force, against the settlements the window holds.
+                held_window = self.medical_state.get(person)
+                if held_window is not None:
+                    outputs += post_death.warnings(
+                        person,
+                        held_window.entries,
+                        status_step.state.death,  # type: ignore[union-attr,arg-type]
+                        self.params,
+                        region_code=rec.region_code,
+                    )
         return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, rec)
 
 

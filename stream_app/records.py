@@ -145,7 +145,7 @@ class _EnrollmentIn(Struct, frozen=True, kw_only=True):
 class Rejected(Struct, frozen=True):
     """Why a record cannot be processed: one of the contract's error classes and a sentence."""
 
-    error_class: Literal["encoding", "json", "schema", "key", "too_large"]
+    error_class: Literal["encoding", "json", "schema", "key", "too_large", "internal"]
     error: str
 
 
@@ -185,6 +185,14 @@ class NursingEligibleWarning(AssistanceWarning, frozen=True, kw_only=True, omit_
     level: int
 
 
+class PostDeathWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
+    """Rule POST_DEATH_ACTIVITY (R4): care billed after the death in force plus the grace period."""
+
+    died_on: date
+    service_on: date
+    self_pay: str
+
+
 class DuplicateAssistanceWarning(AssistanceWarning, frozen=True, kw_only=True, omit_defaults=True):
     programs: tuple[str, str]
 
@@ -198,6 +206,9 @@ class PaymentStop(_Output, frozen=True, kw_only=True, omit_defaults=True):
     effective_on: date
     caused_by: str
     emitted_at: str = ""
+    #: R9, on the death reasons only: months paid after the death, and what they came to.
+    overpaid_months: int | None = None
+    overpaid_amount: str | None = None
 
 
 class PaymentResume(_Output, frozen=True, kw_only=True, omit_defaults=True):

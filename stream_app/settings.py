@@ -73,6 +73,9 @@ class Settings:
     #: ``tansu`` turns on the workarounds for the local broker (see BROKER.md);
     #: ``auto`` picks them when the broker is on a loopback address.
     broker_compat: str = "auto"
+    #: ``false`` runs Faust as released, without ``stream_app/faust_patches.py`` (diagnosis only:
+    #: it brings back the defects the patches fix).
+    faust_patches: bool = True
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "SCRAM-SHA-512"
     sasl_username: str | None = None
@@ -226,6 +229,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
         faust_metrics=_choice(env, "FAUST_METRICS", "true", ("true", "false")) == "true",
         broker_compat=_choice(env, "BROKER_COMPAT", "auto", ("auto", "tansu", "kafka")),
+        faust_patches=_choice(env, "FAUST_PATCHES", "true", ("true", "false")) == "true",
         security_protocol=_choice(
             env, "SECURITY_PROTOCOL", "PLAINTEXT", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
         ),

@@ -1,22 +1,51 @@
-"""The one layer between rules and tables: typed get/put over a table of msgpack bytes.
+"""The one layer between rules and tables: typed get/put, and writes held back until outputs are safe.
 
-Every state read and write of the worker goes through here, so that writes can be
-coalesced per commit later without touching agents or rules. Keep the Faust table
-duck-typed: this module imports no Faust.
+Every state read and write of the worker goes through here. ``StagedState`` keeps
+the writes of the records in hand in memory (reads see them) until the caller
+``flush``es them, which the agent does only after the broker has acknowledged
+those records' outputs. A kill at any instant then leaves either the old state
+(the record is replayed and sends the same outputs again, same ids) or the new
+state with its outputs already delivered. Keep the Faust table duck-typed: this
+module imports no Faust.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
 S = TypeVar("S")
 
 
+class StateAccess(Protocol[S]):
+    """Per-person state by key: a Faust table in the worker, a dict in a backtest."""
+
+    def get(self, key: str) -> S | None: ...
+
+    def put(self, key: str, state: S | None) -> None: ...
+
+
+class DictState(Generic[S]):
+    """State in a plain dict (backtest, demo expectations, tests)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, S] = {}
+        self.get = self.data.get  # type: ignore[method-assign]  # the dict's own get: no extra call
+
+    def get(self, key: str) -> S | None:
+        return self.data.get(key)
+
+    def put(self, key: str, state: S | None) -> None:
+        if state is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = state
+
+
 class TableState(Generic[S]):
-    """Per-person state of one type in one changelog-backed table, keyed by person_id."""
+    """Per-person state of one type in one changelog-backed table of msgpack bytes."""
 
     def __init__(self, table: MutableMapping[str, bytes], state_type: type[S]) -> None:
         self.table = table
@@ -33,3 +62,40 @@ class TableState(Generic[S]):
             self.table.pop(key, None)
         else:
             self.table[key] = self._encoder.encode(state)
+
+
+_DELETED = object()
+
+
+class StagedState(Generic[S]):
+    """A write-back layer over a state: writes wait in memory until ``flush`` or ``discard``.
+
+    Several writes of one key between two flushes become one write of the last value.
+    """
+
+    def __init__(self, backing: StateAccess[S]) -> None:
+        self.backing = backing
+        self._staged: dict[str, object] = {}
+
+    def get(self, key: str) -> S | None:
+        staged = self._staged.get(key, self)
+        if staged is self:
+            return self.backing.get(key)
+        return None if staged is _DELETED else staged  # type: ignore[return-value]
+
+    def put(self, key: str, state: S | None) -> None:
+        self._staged[key] = _DELETED if state is None else state
+
+    @property
+    def pending(self) -> int:
+        return len(self._staged)
+
+    def flush(self) -> None:
+        """Write every staged state to the backing state (and so to its changelog)."""
+        staged, self._staged = self._staged, {}
+        for key, state in staged.items():
+            self.backing.put(key, None if state is _DELETED else state)  # type: ignore[arg-type]
+
+    def discard(self) -> None:
+        """Forget the staged writes: the backing state stays as before them."""
+        self._staged.clear()

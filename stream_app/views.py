@@ -10,11 +10,11 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from stream_app import observability
-from stream_app.app import Runtime
 from stream_app.records import money, person_id_valid
 from stream_app.rules.common import from_us
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
+from stream_app.runtime import Runtime
 
 
 def is_ready(app: faust.App) -> bool:
@@ -46,7 +46,12 @@ def medical_view(state: MedicalState, tiers_fen: tuple[int, ...]) -> dict[str, A
 def status_view(state: StatusState) -> dict[str, Any]:
     death, cert = state.death, state.certification
     return {
-        "death_in_force": death and {"event_id": death.event_id, "died_on": death.died_on.isoformat()},
+        "death_in_force": death
+        and {
+            "event_id": death.event_id,
+            "died_on": death.died_on.isoformat(),
+            "registered_on": death.registered_on and death.registered_on.isoformat(),
+        },
         "certification": cert
         and {
             "event_id": cert.event_id,
@@ -90,7 +95,7 @@ def register(app: faust.App, runtime: Runtime, routing_table: faust.Table) -> No
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             runtime.metrics.ready.set(1 if is_ready(app) else 0)
-            await observability.refresh(runtime)
+            await observability.refresh(app, runtime)
             # aiohttp takes the charset apart from the media type (text/plain; version=0.0.4).
             response = self.bytes(generate_latest(runtime.metrics.registry), content_type="text/plain")
             response.charset = "utf-8"

@@ -82,8 +82,9 @@ def death_value(eid: str, who: str, died_on: str, **extra: Any) -> dict[str, Any
     return value
 
 
-def death(eid: str, who: str, died_on: str) -> DeathRegistration:
-    return msgspec.convert(death_value(eid, who, died_on), DeathRegistration)
+def death(eid: str, who: str, died_on: str, registered_at: str | None = None) -> DeathRegistration:
+    extra = {"registered_at": registered_at} if registered_at else {}
+    return msgspec.convert(death_value(eid, who, died_on, **extra), DeathRegistration)
 
 
 def withdrawal(

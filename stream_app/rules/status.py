@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import insort
 from datetime import date
+from typing import Any
 
 from msgspec import Struct
 from msgspec.structs import replace
@@ -27,8 +28,9 @@ from stream_app.records import (
     StatusRecord,
     SubsidyEnrollment,
     fen,
+    money,
 )
-from stream_app.rules.common import Step, first_of_next_month, output_id, start_of_day_cst
+from stream_app.rules.common import CST, Step, first_of_next_month, output_id, start_of_day_cst
 from stream_app.settings import RuleParams
 
 DISABILITY_PROGRAMS = ("disability_living", "disability_nursing")
@@ -41,6 +43,10 @@ SEEN_LIMIT = 256
 class Death(Struct, frozen=True, array_like=True):
     event_id: str
     died_on: date
+    #: The date of ``registered_at`` in +08:00: up to then payment offices kept paying (R9).
+    #: None only for a death kept by a worker from before R9.
+    registered_on: date | None = None
+    region_code: str | None = None  # where the death was registered (R4 warnings go there)
 
 
 class Certification(Struct, frozen=True, array_like=True):
@@ -105,7 +111,13 @@ def _apply(state: StatusState, rec: StatusRecord) -> tuple[StatusState, str, lis
         if rec.status == "registered":
             if state.death is not None:
                 return state, "death_already_in_force", []
-            return replace(state, death=Death(rec.event_id, rec.died_on)), "death_registered", []  # type: ignore[arg-type]
+            death = Death(
+                rec.event_id,
+                rec.died_on,  # type: ignore[arg-type]
+                rec.registered_at.astimezone(CST).date(),
+                rec.region_code,
+            )
+            return replace(state, death=death), "death_registered", []
         if state.death is None or rec.withdraws != state.death.event_id:
             return state, "ignored_withdrawal", []
         return _withdraw(state, rec)
@@ -160,12 +172,37 @@ def _withdraw(state: StatusState, rec: DeathRegistration) -> tuple[StatusState, 
     return replace(state, death=None, episodes=tuple(episodes)), "death_withdrawn", outputs
 
 
+def overpaid_months(stop_on: date, episode_on: date, registered_on: date) -> int:
+    """R9: first days of a month d with max(stop_on, episode_on) <= d <= max(registered_on, episode_on).
+
+    Offices pay on the first day of each month for that month while the episode is
+    active, so these are the months paid after the death before its registration.
+    """
+    low, high = max(stop_on, episode_on), max(registered_on, episode_on)
+    first = low if low.day == 1 else first_of_next_month(low)
+    if first > high:
+        return 0
+    return (high.year - first.year) * 12 + high.month - first.month + 1
+
+
 def _stop(
-    rec: StatusRecord, ep: Episode, reason: str, caused_by: str, effective_on: date, death_id: str | None
+    rec: StatusRecord,
+    ep: Episode,
+    reason: str,
+    caused_by: str,
+    effective_on: date,
+    death: Death | None,
 ) -> tuple[SentStop, PaymentStop]:
     # The death's id is part of the stop's: a stop for a later death is a new stop.
+    death_id = death.event_id if death is not None else None
     stop_id = output_id("STOP", reason, rec.person_id, ep.program, ep.event_id, caused_by, death_id or "")
     key = f"{reason}|{death_id}" if death_id else reason
+    overpaid: dict[str, Any] = {}
+    if death is not None:
+        # R9, with the episode's monthly amount as known now: a stop once sent is never
+        # sent again, so a later amount record does not change its figures.
+        months = overpaid_months(effective_on, ep.effective_on, death.registered_on or death.died_on)
+        overpaid = {"overpaid_months": months, "overpaid_amount": money(months * ep.monthly_amount_fen)}
     return (
         SentStop(key, stop_id, reason, effective_on, death_id),
         PaymentStop(
@@ -176,21 +213,20 @@ def _stop(
             reason=reason,
             effective_on=effective_on,
             caused_by=caused_by,
+            **overpaid,
         ),
     )
 
 
-def _due_stops(state: StatusState, ep: Episode) -> list[tuple[str, str, date, str | None]]:
-    """(reason, caused_by, effective_on, death_id) of every stop condition that holds."""
-    due: list[tuple[str, str, date, str | None]] = []
+def _due_stops(state: StatusState, ep: Episode) -> list[tuple[str, str, date, Death | None]]:
+    """(reason, caused_by, effective_on, death for the death reasons) of every stop condition that holds."""
+    due: list[tuple[str, str, date, Death | None]] = []
     death, cert = state.death, state.certification
     if death is not None:
         if ep.effective_on <= death.died_on:
-            due.append(("DEATH", death.event_id, first_of_next_month(death.died_on), death.event_id))
+            due.append(("DEATH", death.event_id, first_of_next_month(death.died_on), death))
         else:
-            due.append(
-                ("DECEASED_ENROLLMENT", ep.event_id, first_of_next_month(death.died_on), death.event_id)
-            )
+            due.append(("DECEASED_ENROLLMENT", ep.event_id, first_of_next_month(death.died_on), death))
     if cert is not None and ep.program in DISABILITY_PROGRAMS:
         effective_on = first_of_next_month(cert.effective_on)
         if cert.status in ("revoked", "expired"):
@@ -206,8 +242,8 @@ def _evaluate(state: StatusState, rec: StatusRecord, params: RuleParams) -> tupl
     for ep in state.episodes:
         sent = {s.key for s in ep.stops}
         new_stops = []
-        for reason, caused_by, effective_on, death_id in _due_stops(state, ep):
-            mark, stop = _stop(rec, ep, reason, caused_by, effective_on, death_id)
+        for reason, caused_by, effective_on, death in _due_stops(state, ep):
+            mark, stop = _stop(rec, ep, reason, caused_by, effective_on, death)
             if mark.key not in sent:
                 new_stops.append(mark)
                 outputs.append(stop)
@@ -251,10 +287,11 @@ def _duplicate_assistance(
         a, b = state.episode(first), state.episode(second)
         if a is None or b is None:
             continue
-        # The later episode made the overlap; it remembers the warning.
-        older, newer = sorted((a, b), key=lambda ep: ep.event_id == getattr(rec, "event_id", None))
-        if older.event_id in newer.overlaps_warned:
+        # Warned already: the episode that made the overlap keeps the other's event_id.
+        # Look on both, so that any later record of the person finds the marker.
+        if a.event_id in b.overlaps_warned or b.event_id in a.overlaps_warned:
             continue
+        older, newer = _overlap_order(a, b, rec)
         evidence = tuple(sorted((a.event_id, b.event_id)))
         warnings.append(
             DuplicateAssistanceWarning(
@@ -271,6 +308,22 @@ def _duplicate_assistance(
         marked = replace(newer, overlaps_warned=(*newer.overlaps_warned, older.event_id))
         state = _with_episode(state, newer.program, marked)
     return state, warnings
+
+
+def _overlap_order(a: Episode, b: Episode, rec: StatusRecord) -> tuple[Episode, Episode]:
+    """(older, newer) of two overlapping episodes: the newer one made the overlap.
+
+    An overlap begins with the ``active`` record that starts the second episode, and
+    is warned while that record is processed. Only when a pair is first seen on some
+    other record (a pair added to the settings, say) is the newer one chosen from the
+    episodes alone: the later ``effective_on``, then the larger event_id.
+    """
+    if b.event_id == rec.event_id:
+        return a, b
+    if a.event_id == rec.event_id:
+        return b, a
+    older, newer = sorted((a, b), key=lambda ep: (ep.effective_on, ep.event_id))
+    return older, newer
 
 
 def step(state: StatusState | None, rec: StatusRecord, *, params: RuleParams) -> Step[StatusState]:

@@ -78,6 +78,8 @@ def test_demo_runs_the_seed_stories_end_to_end():
         "DISABILITY_NURSING_ELIGIBLE",
         "DEATH_WITHDRAWN",
         "DEAD LETTER",
+        "POST_DEATH_ACTIVITY",
+        "paid after death: 4 months, 4800.00 to recover",  # the 特困 death registered late (R9)
     ):
         assert shown in out, shown
     assert "expected outputs arrived" in out

@@ -436,3 +436,34 @@ def test_plot_without_matplotlib_exits_1_with_the_install_command(tmp_path, monk
 def test_no_progress_output_for_a_small_file_off_a_terminal(tmp_path):
     _, err, _ = run([status_and_bills(tmp_path)])
     assert err.count("\n") == 1 and err.startswith("backtest: 9 records")  # only the closing line
+
+
+def test_a_defect_leaves_state_as_before_and_becomes_an_internal_dead_letter(tmp_path, monkeypatch):
+    # The defect strikes after the settlement's window was written (in the R4 check that
+    # follows it): the backtest, like the worker, must take that write back.
+    from stream_app import processing
+
+    real = processing.post_death.warnings
+
+    def warnings(person, entries, *args, **kwargs):
+        if any(e.event_id == "boom" for e in entries):
+            raise RuntimeError("a defect")
+        return real(person, entries, *args, **kwargs)
+
+    monkeypatch.setattr(processing.post_death, "warnings", warnings)
+    path = write(
+        tmp_path / "in.jsonl",
+        [
+            line("DEATH_REGISTRATIONS", death_value("d1", A, "2018-01-01"), ts=0),
+            line("MEDICAL_SETTLEMENTS", bill("s1", A, "20000"), ts=1, offset=0),
+            line("MEDICAL_SETTLEMENTS", bill("boom", A, "15000"), ts=2, offset=1),
+            line("MEDICAL_SETTLEMENTS", bill("s2", A, "9000"), ts=3, offset=2),
+            line("MEDICAL_SETTLEMENTS", bill("s3", A, "1000"), ts=4, offset=3),
+        ],
+    )
+    outputs, err, stats = run([path])
+    letter, warning = (o["payload"] for o in outputs)
+    assert (letter["error_class"], letter["offset"]) == ("internal", 1)
+    assert letter["error"].startswith("processing raised RuntimeError: a defect")
+    assert (warning["caused_by"], warning["rolling_self_pay"]) == ("s3", "30000.00")  # boom not kept
+    assert stats.internal_errors == 1 and "internal error" in err

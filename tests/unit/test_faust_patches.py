@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from stream_app import faust_patches
 from stream_app.app import create_app
 from stream_app.settings import load
 
@@ -24,3 +25,103 @@ def test_local_broker_gets_a_short_fetch_wait(tmp_path):
 
 def test_real_kafka_keeps_fausts_fetch_wait(tmp_path):
     assert worker_consumer_fetch_wait(tmp_path, "kafka://kafka-bootstrap.kafka.svc:9093") == 1500
+
+
+# -- flow control: queued records survive a resume that follows no suspension ----------
+
+
+def queued_after(patched: bool, suspend_first: bool) -> int:
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    (faust_patches.install if patched else faust_patches.uninstall)()
+    try:
+
+        async def run() -> int:
+            flow = FlowControlEvent(initially_suspended=True)
+            queue: FlowControlQueue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+            flow.resume()  # recovery resumes flow to read the changelogs
+            queue.put_nowait("an input record fetched after its partition was resumed")
+            if suspend_first:
+                flow.suspend()  # a rebalance: queued records belong to the old assignment
+            flow.resume()  # recovery completed
+            return queue.qsize()
+
+        return asyncio.run(run())
+    finally:
+        faust_patches.install()
+
+
+def test_resume_without_suspension_keeps_queued_records():
+    assert queued_after(patched=True, suspend_first=False) == 1
+
+
+def test_resume_after_suspension_still_empties_the_queues():
+    assert queued_after(patched=True, suspend_first=True) == 0
+
+
+def test_released_faust_drops_them_which_is_the_defect_patched():
+    assert queued_after(patched=False, suspend_first=False) == 0
+
+
+# -- the pre-commit flush covers every message put before it -----------------------------
+
+
+class _Conf:
+    producer_threaded = False
+
+
+class _App:
+    conf = _Conf()
+
+
+def flushed_before_return(patched: bool) -> tuple[int, int]:
+    """Put 3 messages whose hand-over to the client takes 0.3 s each; flush; count handed over."""
+    from faust.transport.producer import ProducerBuffer
+
+    (faust_patches.install if patched else faust_patches.uninstall)()
+    try:
+
+        async def run() -> tuple[int, int]:
+            handed: list[str] = []
+
+            class SlowBuffer(ProducerBuffer):
+                async def _send_pending(self, fut: str) -> None:
+                    await asyncio.sleep(0.3)  # aiokafka waiting for room in its accumulator
+                    handed.append(fut)
+
+            if patched:  # the patched counters wrap the subclass's hand-over too
+                SlowBuffer._send_pending = faust_patches._counting(SlowBuffer._send_pending)  # type: ignore[method-assign]
+            buffer = SlowBuffer()
+            buffer.app = _App()  # type: ignore[assignment]
+            await buffer.start()
+            for n in range(3):
+                buffer.put(f"changelog record {n}")  # type: ignore[arg-type]
+            await asyncio.sleep(0)  # the sender task takes the first one in hand
+            await buffer.flush()
+            done = len(handed)
+            while not buffer.pending.empty():  # stopping flushes again; nothing left to show
+                buffer.pending.get_nowait()
+            await buffer.stop()
+            return done, 3
+
+        return asyncio.run(run())
+    finally:
+        faust_patches.install()
+
+
+def test_flush_waits_for_every_message_put_before_it():
+    done, put = flushed_before_return(patched=True)
+    assert done == put
+
+
+def test_released_faust_flush_returns_with_messages_in_hand_which_is_the_defect_patched():
+    done, put = flushed_before_return(patched=False)
+    assert done < put
+
+
+def test_patches_are_pinned_to_the_checked_versions():
+    from importlib.metadata import version
+
+    assert {name: version(name) for name in faust_patches.PINNED} == faust_patches.PINNED, (
+        "a pinned dependency changed: re-check each patch in stream_app/faust_patches.py against it"
+    )

@@ -204,3 +204,35 @@ def test_hardship_holder_is_active_dibao_or_tekun():
     assert state.hardship_holder
     state, _, _ = run([enrollment("e2", P, "tekun", "ended", "2017-01-01")], state)
     assert not state.hardship_holder
+
+
+def test_duplicate_assistance_is_not_warned_again_by_a_later_status_record():
+    # tekun first, then dibao (the overlap), then records that touch neither episode's start.
+    _, outputs, _ = run(
+        [
+            enrollment("e-tk", P, "tekun", "active", "2016-01-01"),
+            enrollment("e-db", P, "dibao", "active", "2017-01-01"),
+            disability("c1", P, "certified", "2017-02-01", level=3),
+            enrollment("e-liv", P, "medical_aid", "active", "2017-03-01"),
+            enrollment("e-tk2", P, "tekun", "active", "2016-01-01", amount="900"),
+        ]
+    )
+    dup = [o for o in outputs if getattr(o, "rule", None) == "DUPLICATE_ASSISTANCE"]
+    assert [(w.programs, w.caused_by, w.evidence) for w in dup] == [
+        (("dibao", "tekun"), "e-db", ("e-db", "e-tk"))
+    ]
+
+
+def test_duplicate_assistance_warns_again_for_a_new_episode_of_the_pair():
+    _, outputs, _ = run(
+        [
+            enrollment("e-tk", P, "tekun", "active", "2016-01-01"),
+            enrollment("e-db", P, "dibao", "active", "2017-01-01"),
+            enrollment("e-db-end", P, "dibao", "ended", "2017-06-01"),
+            enrollment("e-db2", P, "dibao", "active", "2017-09-01"),
+            disability("c1", P, "certified", "2017-10-01", level=3),
+        ]
+    )
+    dup = [o for o in outputs if getattr(o, "rule", None) == "DUPLICATE_ASSISTANCE"]
+    assert [w.caused_by for w in dup] == ["e-db", "e-db2"]
+    assert len({w.warning_id for w in dup}) == 2
