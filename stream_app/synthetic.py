@@ -53,13 +53,16 @@ def records(
     # A few persons are heavy users (chronic illness): they get most of the large bills.
     heavy = max(1, persons // 50)
     offsets: dict[tuple[str, int], int] = {}
+    dead: set[int] = set()
     recent: list[tuple[str, str, str]] = []  # (event_id, person_id, payload) for reversals and redeliveries
     step = SPAN / max(count, 1)
     for i in range(count):
         moment = START + step * i + timedelta(seconds=rng.randrange(60))
-        who = rng.randrange(heavy) if rng.random() < heavy_share else rng.randrange(persons)
-        person_id, region, household = people[who]
         roll = rng.random()
+        who = rng.randrange(heavy) if rng.random() < heavy_share else rng.randrange(persons)
+        while roll < 0.80 and who in dead:  # the dead have no more bills (mostly: see died_on)
+            who = rng.randrange(persons)
+        person_id, region, household = people[who]
         payload: str | None
         if roll < 0.80:
             topic = "MEDICAL_SETTLEMENTS"
@@ -124,6 +127,7 @@ def records(
                         "withdraws": f"ST-{rng.randrange(max(i, 1))}",
                     }
                 else:
+                    dead.add(who)
                     died = moment - timedelta(days=rng.randrange(200))
                     value = {**base, "registered_at": _at(moment), "died_on": died.date().isoformat()}
             payload = json.dumps(value, ensure_ascii=False)
