@@ -54,14 +54,18 @@ class Feed:
     phase2: list[Record] = field(default_factory=list)
 
 
-def generate(seed: int, people: int) -> Feed:
-    """About ``people`` persons per story; ~10 records per 1 person of each story."""
+def generate(seed: int, people: int, person_id: Callable[[int], str] = person) -> Feed:
+    """About ``people`` persons per story; ~10 records per 1 person of each story.
+
+    ``person_id`` makes the n-th identity number (``person`` repeats after 10,000: large
+    feeds pass one that does not).
+    """
     rng = random.Random(seed)
     feed = Feed()
     ids = iter(range(seed * 100_000, seed * 100_000 + 100_000))
 
     def who() -> str:
-        return person(next(ids))
+        return person_id(next(ids))
 
     def enrollment(eid: str, pid: str, program: str, status: str, on: date, amount: str) -> Record:
         value = {
