@@ -119,7 +119,7 @@ def fuzz(
     ]
     for phase in phases:
         for n, (record, _) in enumerate(phase):
-            if rng.random() < 0.02:
+            if rng.random() < 0.02 and not isinstance(_decode(record, limit), Rejected):
                 phase[n] = ((record[0], record[1], awkward_but_valid(rng, record[2], limit)), None)
     for _ in range(bad_count):
         logical, key, raw = rng.choice(bases)

@@ -91,4 +91,4 @@ def test_bad_input_at_volume_becomes_dead_letters_and_good_outputs_stay_exact(sc
 def test_bad_input_at_volume_100k_long(scenario, make_worker, kafka):
     seed = int(os.environ.get("BAD_INPUT_SEED", random.randrange(1_000_000)))
     print(f"\nBAD_INPUT_SEED={seed}")
-    run(scenario, make_worker, kafka, seed, people=2900, chunk=5000, timeout=1200)
+    run(scenario, make_worker, kafka, seed, people=2935, chunk=5000, timeout=1200)
