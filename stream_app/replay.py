@@ -150,6 +150,7 @@ def plan(letters: Iterable[dict[str, Any]], selection: Selection) -> tuple[list[
 def read_deadletters(settings: Settings, timeout: float, err: TextIO) -> list[dict[str, Any]]:
     """Every dead letter, from the beginning of the topic to its fetch high watermark."""
     name = settings.topic("DEADLETTER")
+    print(f"reading {name} from {settings.broker}", file=err)
     try:
         consumer = KafkaConsumer(enable_auto_commit=False, **kafka_python_config(settings))
     except KafkaError as exc:

@@ -170,3 +170,9 @@ def test_a_record_that_raises_is_an_internal_dead_letter_and_replays_exactly_onc
     assert copies == {1: len(expected)}
     assert fixed.proc.poll() is None
     assert faulty.proc.returncode == 0 and fixed.stop(signal.SIGTERM) == 0
+
+
+def test_replay_deadletters_refuses_a_time_without_offset_with_exit_2():
+    result = stream_app("replay-deadletters", "--since", "2026-12-04T08:00:00", timeout=30)
+    assert result.returncode == 2
+    assert "--since" in result.stderr and "no offset" in result.stderr
