@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import logging.config
 import sys
+from typing import Any
 
 from stream_app import settings as settings_module
+from stream_app.replay import ERROR_CLASSES
 from stream_app.settings import SettingsError
 
 
@@ -101,6 +103,30 @@ def _backtest(args: argparse.Namespace, settings: settings_module.Settings) -> i
     return 0
 
 
+def _replay_deadletters(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from stream_app import replay
+
+    selection = replay.Selection(
+        topics=replay.resolve_topics(args.topic, settings),
+        classes=frozenset(args.error_class or replay.DEFAULT_CLASSES),
+        since=args.since,
+        until=args.until,
+    )
+    if selection.since and selection.until and selection.since >= selection.until:
+        print("stream-app: --since must be before --until", file=sys.stderr)
+        return 2
+    return replay.run(settings, selection, args.dry_run, sys.stdout, sys.stderr, timeout=args.timeout)
+
+
+def _time(text: str) -> Any:
+    from stream_app.replay import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stream-app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -162,6 +188,33 @@ def parser() -> argparse.ArgumentParser:
         help="progress on stderr (default: a bar on a terminal; sparse lines for large input otherwise)",
     )
     bt.set_defaults(run=_backtest)
+
+    r = sub.add_parser(
+        "replay-deadletters",
+        help="send chosen dead letters back to their input topics (once the defect behind them is fixed)",
+        description="Read deadletter.v1 to its end and send the chosen dead letters' records, key and "
+        "value restored byte for byte, back to their input topics. Lists each on stdout (kcat-like JSON "
+        "lines), counts per topic on stderr. Replaying is safe: a record already processed counts once.",
+    )
+    r.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        help="only dead letters of this input topic (name or logical name, e.g. MEDICAL_SETTLEMENTS); "
+        "repeatable",
+    )
+    r.add_argument(
+        "--error-class",
+        action="append",
+        choices=ERROR_CLASSES,
+        help="only this class; repeatable. Default: internal only (bad input sent back unchanged would "
+        "only be dead-lettered again; too_large ones cannot be restored and are refused)",
+    )
+    r.add_argument("--since", type=_time, help="received_at at or after this RFC 3339 date-time")
+    r.add_argument("--until", type=_time, help="received_at before this RFC 3339 date-time")
+    r.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
+    r.add_argument("--timeout", type=float, default=60, help="seconds to read deadletter.v1 to its end")
+    r.set_defaults(run=_replay_deadletters)
     return p
 
 

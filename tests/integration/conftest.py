@@ -46,9 +46,10 @@ def broker_address() -> Iterator[str]:
 class Worker:
     """A ``stream-app worker`` subprocess with its own data dir, web port and log."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, module: str = "stream_app") -> None:
         self.env = env
         self.log_path = log_path
+        self.module = module  # run as ``python -m MODULE worker`` from the repository root
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,7 +59,11 @@ class Worker:
     def start(self, wait_ready: bool = True) -> Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream_app", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", self.module, "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         log.close()
         if wait_ready:
@@ -188,7 +193,7 @@ def scenario(broker_address: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
 def make_worker(scenario: dict[str, Any]) -> Iterator[Any]:
     workers: list[Worker] = []
 
-    def make(data_dir: str = "state", **extra_env: str) -> Worker:
+    def make(data_dir: str = "state", module: str = "stream_app", **extra_env: str) -> Worker:
         port = free_port()
         env = {
             **scenario["env"],
@@ -197,7 +202,7 @@ def make_worker(scenario: dict[str, Any]) -> Iterator[Any]:
             "STREAM_APP_CANONICAL_URL": f"http://127.0.0.1:{port}",
             **extra_env,
         }
-        worker = Worker(env, scenario["tmp"] / f"worker-{len(workers)}.log")
+        worker = Worker(env, scenario["tmp"] / f"worker-{len(workers)}.log", module)
         workers.append(worker)
         return worker
 

@@ -54,14 +54,18 @@ class Feed:
     phase2: list[Record] = field(default_factory=list)
 
 
-def generate(seed: int, people: int) -> Feed:
-    """About ``people`` persons per story; ~10 records per 1 person of each story."""
+def generate(seed: int, people: int, person_id: Callable[[int], str] = person) -> Feed:
+    """About ``people`` persons per story; ~10 records per 1 person of each story.
+
+    ``person_id`` makes the n-th identity number (``person`` repeats after 10,000: large
+    feeds pass one that does not).
+    """
     rng = random.Random(seed)
     feed = Feed()
     ids = iter(range(seed * 100_000, seed * 100_000 + 100_000))
 
     def who() -> str:
-        return person(next(ids))
+        return person_id(next(ids))
 
     def enrollment(eid: str, pid: str, program: str, status: str, on: date, amount: str) -> Record:
         value = {
@@ -225,7 +229,7 @@ def _interleave(rng: random.Random, records: list[Record]) -> list[Record]:
 # -- running it -----------------------------------------------------------------------
 
 
-FAULT_KINDS = ("kill", "kill", "kill-in-recovery", "sigterm-backlog")
+FAULT_KINDS = ("kill", "kill", "kill-in-recovery", "sigterm-backlog", "second-worker")
 
 
 @dataclass
@@ -291,12 +295,35 @@ class Harness:
             time.sleep(self.rng.uniform(1.0, 8.0))
             self.worker.stop(signal.SIGKILL)
             self._restart(self.rng.random() < 0.4)
+        elif kind == "second-worker":
+            # A rebalance under load: another worker joins (its own, empty data dir), takes
+            # half the partitions while records flow, and leaves (gracefully or killed).
+            second = self.make_worker(f"state-{next(self.dirs)}").start(wait_ready=False)
+            for _ in range(self.rng.randint(2, 4)):
+                self.produce(next(chunks, []))
+            second.wait_ready()
+            self.answers_from_either(second)
+            self.produce(next(chunks, []))
+            how = self.rng.choice([signal.SIGTERM, signal.SIGKILL])
+            self.faults[-1] = f"second worker joined, then {'stopped' if how == signal.SIGTERM else 'killed'}"
+            second.stop(how)
         else:
             self.worker.wait_ready()  # a graceful stop of a running worker (one still starting dies of it)
             assert self.worker.stop(signal.SIGTERM) == 0, self.worker.log_tail()
             for _ in range(self.rng.randint(1, 3)):  # a backlog waits for the restart
                 self.produce(next(chunks, []))
             self._restart(empty)
+
+    def answers_from_either(self, second: Any) -> None:
+        """While two workers share the partitions, either one answers for a person (it forwards)."""
+        self.worker.wait_ready()
+        enrolled = [s.key.decode() for s in self.sent if s.logical == "SUBSIDY_ENROLLMENTS" and s.key]
+        for who in self.rng.sample(enrolled, min(5, len(enrolled))):
+            answers = [w.get(f"/persons/{who}") for w in (self.worker, second)]
+            # 404 is a person whose key was only ever in bad records; 503 a rebalance under way.
+            assert all(status in (200, 404, 503) for status, _ in answers), (who, answers)
+            bodies = [body["person_id"] for status, body in answers if status == 200]
+            assert all(b == who for b in bodies), (who, answers)
 
     def run_phase(self, records: list[Record], chunk: int, faults: int) -> None:
         """Produce the records in chunks, with ``faults`` faults spread at random between them."""

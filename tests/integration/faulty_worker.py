@@ -1,0 +1,29 @@
+"""``stream-app worker`` with an injected defect, for tests only (never shipped: not in the package).
+
+Records whose ``event_id`` is in ``TEST_FAULT_EVENT_IDS`` (comma-separated) raise in the
+per-record path after the rules ran and their new state was staged: the worst moment for a
+defect, as the staged state must then be thrown away. Run as
+``python -m tests.integration.faulty_worker`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+
+from stream_app import cli, processing
+
+FAULTY = frozenset(filter(None, os.environ.get("TEST_FAULT_EVENT_IDS", "").split(",")))
+_event_time_us = processing.event_time_us
+
+
+def _faulty_event_time_us(rec: processing.InputRecord) -> int:
+    # Called at the end of Processor.process, after the state writes were staged.
+    if rec.event_id in FAULTY:
+        raise RuntimeError(f"injected fault for event {rec.event_id}")
+    return _event_time_us(rec)
+
+
+processing.event_time_us = _faulty_event_time_us
+
+if __name__ == "__main__":
+    raise SystemExit(cli.main())
