@@ -49,7 +49,6 @@ from stream_app import broker
 from stream_app.bench_feed import FeedMaker, Record, latency_feed, throughput_feed
 from stream_app.settings import DEFAULT_TOPICS, Settings
 
-INPUTS = ("MEDICAL_SETTLEMENTS", "DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
 #: The worker's tables; each has the changelog ``<app id>-<table>-changelog``.
 TABLES = ("person_medical", "person_status")
 PROBE_EVERY = 20
@@ -107,13 +106,31 @@ def metric_max(text: str, name: str) -> float | None:
     return max(float(v) for v in found) if found else None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a live process so far; None where /proc is missing."""
+def sched_seconds(pid: int) -> tuple[float, float] | None:
+    """Seconds on a CPU and seconds runnable but waiting for one, summed over a live process's
+    threads (``/proc/<pid>/task/*/schedstat``); None where /proc is missing. The wait says how
+    much a shared machine held the process back."""
+    on_cpu = waiting = 0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in tasks:
+        try:
+            ran, waited, _ = (task / "schedstat").read_text().split()
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+        on_cpu, waiting = on_cpu + int(ran), waiting + int(waited)
+    return on_cpu / 1e9, waiting / 1e9
+
+
+def cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | None, wall: float) -> str:
+    if before is None or after is None or wall <= 0:
+        return "(no /proc)"
+    return (
+        f"used {(after[0] - before[0]) / wall:.0%} of a core and was runnable but waiting "
+        f"for a CPU {(after[1] - before[1]) / wall:.0%} of the time (threads summed)"
+    )
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -454,6 +471,9 @@ def run(settings: Settings, plan: Plan, own_broker: bool, out: TextIO, err: Text
     except (BenchError, broker.BrokerError) as exc:
         say(f"failed: {exc}")
         return 1
+    except Exception as exc:  # a client or OS error: one line, exit 1
+        say(f"failed: {type(exc).__name__}: {exc}")
+        return 1
     out.write(json.dumps(result) + "\n")
     out.flush()
     return 0
@@ -532,16 +552,21 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
         worker = Child("worker", "stream_app", worker_env, work / "worker.log")
         children.append(worker)
 
+        sched: list[tuple[tuple[float, float] | None, float]] = []  # (schedstat, monotonic) at first look
+
         def worker_progress() -> tuple[float | None, float | None]:
             status, body = http_get(f"http://127.0.0.1:{worker_port}/metrics")
             if status != 200:
                 return None, None
             done = metric_sum(body, "benefit_integrity_records_consumed_total")
             last = metric_max(body, "benefit_integrity_last_consumed_timestamp_seconds")
+            if done and not sched:
+                sched.append((sched_seconds(worker.proc.pid), time.monotonic()))
             return done, last
 
         events_per_s = poll_until_done(worker, plan.events, worker_progress, say)
-        say(f"worker: {events_per_s:.0f} records/s")
+        busy = cpu_share(sched[0][0], sched_seconds(worker.proc.pid), time.monotonic() - sched[0][1])
+        say(f"worker: {events_per_s:.0f} records/s; {busy}")
 
         changelogs = [f"{settings.app_id}-{table}-changelog" for table in TABLES]
         state_bytes, state_persons = asyncio.run(table_values(settings, changelogs))
@@ -551,21 +576,19 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
         count = max(PROBE_EVERY * 20, int(offered * plan.latency_s))
         records = latency_feed(maker, count, PROBE_EVERY)
         say(f"latency: {count} records at {offered:.0f}/s, every {PROBE_EVERY}th a probe")
-        cpu_before, own_before, wall_before = (
-            cpu_seconds(worker.proc.pid),
-            time.process_time(),
-            time.monotonic(),
-        )
+        sched_before, own_before = sched_seconds(worker.proc.pid), time.process_time()
+        wall_before = time.monotonic()
         latencies = asyncio.run(latency(settings, records, offered, say))
-        cpu_after, wall = cpu_seconds(worker.proc.pid), time.monotonic() - wall_before
-        if cpu_before is not None and cpu_after is not None:
-            say(
-                f"latency phase: the worker used {(cpu_after - cpu_before) / wall:.0%} of a core, "
-                f"the bench itself {(time.process_time() - own_before) / wall:.0%}"
-            )
+        wall = time.monotonic() - wall_before
+        say(
+            f"latency phase: the worker {cpu_share(sched_before, sched_seconds(worker.proc.pid), wall)}; "
+            f"the bench itself used {(time.process_time() - own_before) / wall:.0%} of a core"
+        )
         worker.check_alive()
         rss = peak_rss_mb(worker.proc.pid)
         worker.stop(60)
+        on_disk = sum(f.stat().st_size for f in (work / "worker-state").rglob("*") if f.is_file())
+        say(f"the worker's data dir (RocksDB, logs included): {on_disk / 2**20:.1f} MiB")
         result = summary(
             plan,
             time.monotonic() - began,
