@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+from tests.integration.conftest import free_port
 from tests.integration.test_cli import stream_app
 
 pytestmark = pytest.mark.integration
@@ -49,3 +50,11 @@ def test_bench_quick_prints_every_contract_field():
     assert report["offered_events_per_s"] == pytest.approx(report["events_per_s"] / 2, abs=0.01)
     assert report["p50_ms"] <= report["p99_ms"]
     assert "raw floor" in result.stderr and "naive" in result.stderr  # progress goes to stderr
+
+
+def test_bench_exits_1_with_one_line_when_the_named_broker_does_not_answer():
+    nowhere = f"kafka://127.0.0.1:{free_port()}"  # nothing listens there
+    result = stream_app("bench", "--quick", env={"STREAM_APP_BROKER": nowhere}, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "not reachable" in result.stderr and result.stderr.strip().count("\n") == 0
