@@ -269,7 +269,9 @@ def poll_until_done(
             raise BenchError(
                 f"the {child.name} consumed nothing within {start_timeout:.0f}s:\n{child.log_tail()}"
             )
-        time.sleep(0.2)
+        # Fast until the first records (a fast worker may finish a quick run within a second), then
+        # slowly: the end time is the child's own, and every poll costs the child a little.
+        time.sleep(0.05 if first is None else 0.5)
 
 
 # -- the steps ---------------------------------------------------------------------------
