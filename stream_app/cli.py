@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging.config
+import os
 import sys
 from typing import Any
 
@@ -46,6 +47,23 @@ def _demo(args: argparse.Namespace, settings: settings_module.Settings) -> int:
     from stream_app import demo
 
     return demo.run(settings, keep_data=args.keep_data)
+
+
+def _bench(args: argparse.Namespace, settings: settings_module.Settings) -> int:
+    from dataclasses import replace
+
+    from stream_app import bench
+
+    plan = bench.QUICK if args.quick else bench.FULL
+    plan = replace(
+        plan,
+        events=args.events or plan.events,
+        persons=args.persons or plan.persons,
+        seed=args.seed,
+    )
+    # The bench starts its own local broker unless STREAM_APP_BROKER names one.
+    own_broker = not os.environ.get("STREAM_APP_BROKER")
+    return bench.run(settings, plan, own_broker, sys.stdout, sys.stderr)
 
 
 def _produce(args: argparse.Namespace, settings: settings_module.Settings) -> int:
@@ -127,6 +145,13 @@ def _time(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stream-app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -142,6 +167,16 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="broker, worker and the seed stories; outputs printed as they arrive")
     d.add_argument("--keep-data", action="store_true", help="keep the worker's data dir and log")
     d.set_defaults(run=_demo)
+
+    be = sub.add_parser(
+        "bench",
+        help="measure the worker beside a raw consumer and a naive Faust agent; JSON on the last stdout line",
+    )
+    be.add_argument("--quick", action="store_true", help="a run short enough for CI (5,000 records)")
+    be.add_argument("--events", type=_positive, help="records to process (default 100,000; quick 5,000)")
+    be.add_argument("--persons", type=_positive, help="distinct persons (default 20,000; quick 1,000)")
+    be.add_argument("--seed", type=int, default=1, help="seed of the generated feed (default 1)")
+    be.set_defaults(run=_bench)
 
     pr = sub.add_parser("produce", help="send a file of JSON lines (bare values or kcat -J form)")
     pr.add_argument("file", help="file of JSON lines, or - for stdin")
