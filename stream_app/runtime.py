@@ -98,6 +98,16 @@ class Runtime:
     def observe(
         self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
     ) -> None:
+        """Metric bookkeeping for a record done. It never raises: a bug here must not stop the
+        agent after the record's outputs and state are written but before it is acknowledged."""
+        try:
+            self._observe(topic, partition, offset, timestamp_s, processed)
+        except Exception:
+            log.exception("metric bookkeeping failed for %s[%d]@%d", topic, partition, offset)
+
+    def _observe(
+        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
+    ) -> None:
         self.positions[(topic, partition)] = offset + 1
         m = self.metrics
         m.consumed.labels(topic).inc()

@@ -13,17 +13,18 @@ import os
 from stream_app import cli, processing
 
 FAULTY = frozenset(filter(None, os.environ.get("TEST_FAULT_EVENT_IDS", "").split(",")))
-_event_time_us = processing.event_time_us
+_process = processing.Processor.process
 
 
-def _faulty_event_time_us(rec: processing.InputRecord) -> int:
-    # Called at the end of Processor.process, after the state writes were staged.
-    if rec.event_id in FAULTY:
-        raise RuntimeError(f"injected fault for event {rec.event_id}")
-    return _event_time_us(rec)
+def _faulty_process(self: processing.Processor, *args: object) -> processing.Processed:
+    # Raise at the end of Processor.process, after the state writes were staged.
+    processed = _process(self, *args)  # type: ignore[arg-type]
+    if processed.record is not None and processed.record.event_id in FAULTY:
+        raise RuntimeError(f"injected fault for event {processed.record.event_id}")
+    return processed
 
 
-processing.event_time_us = _faulty_event_time_us
+processing.Processor.process = _faulty_process  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     raise SystemExit(cli.main())
