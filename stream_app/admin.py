@@ -38,22 +38,29 @@ def wanted_topics(settings: Settings) -> list[NewTopic]:
     return topics
 
 
-def connect_admin(settings: Settings, wait_s: float = 300.0) -> KafkaAdminClient:
+def connect_admin(settings: Settings, wait_s: float | None = 300.0) -> KafkaAdminClient:
     """Connect, retrying with a clear log line while the broker is not reachable yet."""
-    deadline = time.monotonic() + wait_s
+    deadline = None if wait_s is None else time.monotonic() + wait_s
     delay = 0.5
     while True:
         try:
-            return KafkaAdminClient(client_id=f"{settings.app_id}-admin", **kafka_python_config(settings))
+            # Short bootstrap attempts: a line in our log every few seconds while the broker is
+            # away, and a quick start once it is back (the client's own backoff reaches 30 s).
+            return KafkaAdminClient(
+                client_id=f"{settings.app_id}-admin",
+                bootstrap_timeout_ms=5000,
+                reconnect_backoff_max_ms=2000,
+                **kafka_python_config(settings),
+            )
         except (KafkaError, OSError) as exc:
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise
             log.warning("broker %s not reachable yet (%s); retrying in %.1fs", settings.broker, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
 
-def ensure_topics(settings: Settings, wait_s: float = 300.0) -> list[str]:
+def ensure_topics(settings: Settings, wait_s: float | None = 300.0) -> list[str]:
     """Create every missing topic; return the names created. Existing topics are left alone."""
     admin = connect_admin(settings, wait_s)
     try:

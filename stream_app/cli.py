@@ -28,10 +28,12 @@ def _worker(args: argparse.Namespace, settings: settings_module.Settings) -> int
     from stream_app.admin import ensure_topics
     from stream_app.app import create_app
     from stream_app.logs import worker_logging_config
+    from stream_app.startup import probes_while_waiting
 
     config = worker_logging_config(settings)
     logging.config.dictConfig(config)  # Faust's worker applies the same config again
-    ensure_topics(settings)
+    with probes_while_waiting(settings):
+        ensure_topics(settings, wait_s=None)  # no deadline: wait for the broker, never crash-loop
     app, _runtime = create_app(settings)
     worker = faust.Worker(
         app,
