@@ -17,7 +17,7 @@ from stream_app.rules.status import StatusState
 from stream_app.settings import Settings
 from stream_app.state import StagedState
 
-log = logging.getLogger("stream_app")
+log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
 
 @dataclass
