@@ -18,9 +18,28 @@ from stream_app.runtime import Runtime
 
 
 def is_ready(app: faust.App) -> bool:
-    """Partitions assigned and tables recovered, and no rebalance under way."""
+    """Partitions assigned and tables recovered, no rebalance under way, and the broker there."""
     recovery = app.tables.recovery
-    return recovery.completed.is_set() and not app.rebalancing and not recovery.in_recovery
+    return (
+        recovery.completed.is_set()
+        and not app.rebalancing
+        and not recovery.in_recovery
+        and _group_coordinator_known(app)
+    )
+
+
+def _group_coordinator_known(app: faust.App) -> bool:
+    """False once the consumer has marked its group coordinator dead (the broker is gone).
+
+    aiokafka 0.14.0 internals (pinned like stream_app/faust_patches.py): the worker consumer's
+    ``GroupCoordinator.coordinator_id`` is None from ``coordinator_dead()`` until the
+    coordinator is found again. Anything else unexpected here says nothing either way.
+    """
+    try:
+        consumer = app.consumer._thread._consumer  # type: ignore[attr-defined]
+        return consumer is None or consumer._coordinator.coordinator_id is not None
+    except AttributeError:
+        return True
 
 
 def medical_view(state: MedicalState, tiers_fen: tuple[int, ...]) -> dict[str, Any]:

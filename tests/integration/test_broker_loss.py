@@ -51,3 +51,27 @@ def test_worker_started_before_the_broker_waits_then_processes(scenario):
     finally:
         if worker.proc is not None and worker.proc.poll() is None:
             worker.proc.kill()
+
+
+def test_broker_gone_mid_run_makes_the_worker_not_ready_and_it_comes_back_by_itself(scenario):
+    port, web = free_port(), free_port()
+    env = {
+        **scenario["env"],
+        "STREAM_APP_BROKER": f"kafka://127.0.0.1:{port}",
+        "STREAM_APP_DATA_DIR": str(scenario["tmp"] / "state"),
+        "STREAM_APP_WEB_PORT": str(web),
+        "STREAM_APP_CANONICAL_URL": f"http://127.0.0.1:{web}",
+    }
+    proc = broker.start("127.0.0.1", port, quiet=True)
+    worker = Worker(env, scenario["tmp"] / "worker.log").start()
+    try:
+        broker.stop(proc)
+        wait_until(lambda: worker.get("/readyz")[0] == 503, 60, "/readyz to say 503 without a broker")
+        assert worker.get("/healthz")[0] == 200 and worker.proc.poll() is None  # alive, not restarted
+        # The local broker keeps nothing across a restart (docs/guarantees.md); it comes back empty.
+        proc = broker.start("127.0.0.1", port, quiet=True)
+        worker.wait_ready(120)
+        assert worker.proc.poll() is None
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+        broker.stop(proc)
