@@ -30,6 +30,31 @@ class RedactPersonIds(logging.Filter):
         return True
 
 
+class QuietRepeats(logging.Filter):
+    """While the broker is away, the Kafka clients log the same error many times a second
+    (over a thousand lines in 30 s). Pass the first line of each kind, then at most one per
+    ``every_s`` seconds, saying how many were held back; other lines are untouched."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(("aiokafka", "kafka")) or record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        last, held = self._last.get(key, (float("-inf"), 0))
+        if record.created - last < self.every_s:
+            self._last[key] = (last, held + 1)
+            return False
+        self._last[key] = (record.created, 0)
+        if held:
+            record.msg = f"{record.getMessage()} (and {held} more like it in the last {self.every_s:.0f}s)"
+            record.args = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -50,13 +75,13 @@ def worker_logging_config(settings: Settings) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact": {"()": RedactPersonIds}},
+        "filters": {"redact": {"()": RedactPersonIds}, "repeats": {"()": QuietRepeats}},
         "formatters": {"default": formatter},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
-                "filters": ["redact"],
+                "filters": ["repeats", "redact"],
                 "level": level,
                 "stream": "ext://sys.stdout",
             }

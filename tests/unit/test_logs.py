@@ -36,3 +36,22 @@ def test_json_formatter_writes_one_object():
     line = JsonFormatter().format(record(logging.INFO, "dead letter %s[%d]@%d: %s", "t", 1, 2, "json"))
     entry = json.loads(line)
     assert entry["message"] == "dead letter t[1]@2: json" and entry["level"] == "info"
+
+
+def test_repeated_kafka_client_errors_are_held_back_and_counted():
+    import logging
+
+    from stream_app.logs import QuietRepeats
+
+    quiet = QuietRepeats(every_s=30)
+
+    def line(name: str, at: float, msg: str = "Unable connect to node with id %s") -> logging.LogRecord:
+        record = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, (111,), None)
+        record.created = at
+        return record
+
+    passed = [quiet.filter(r) for r in (line("aiokafka", t) for t in (0.0, 1.0, 2.0, 29.0))]
+    assert passed == [True, False, False, False]
+    later = line("aiokafka", 31.0)
+    assert quiet.filter(later) and "(and 3 more like it in the last 30s)" in later.getMessage()
+    assert quiet.filter(line("stream_app.agents", 31.5, "dead letter %s"))  # our own lines pass
