@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stream_app import broker
+from stream_app.admin import TABLES, changelog_topic
 from stream_app.bench_feed import FeedMaker, Record, latency_feed, throughput_feed
+from stream_app.security import kafka_python_config
 from stream_app.settings import DEFAULT_TOPICS, Settings
 
-#: The worker's tables; each has the changelog ``<app id>-<table>-changelog``.
-TABLES = ("person_medical", "person_status")
 PROBE_EVERY = 20
 
 
@@ -277,29 +277,12 @@ def poll_until_done(
 # -- the steps ---------------------------------------------------------------------------
 
 
-def _aiokafka_security(settings: Settings) -> dict[str, Any]:
-    from stream_app.security import ssl_context
-
-    config: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        config["ssl_context"] = ssl_context(settings)
-    if settings.security_protocol.startswith("SASL"):
-        config.update(
-            sasl_mechanism=settings.sasl_mechanism,
-            sasl_plain_username=settings.sasl_username,
-            sasl_plain_password=settings.sasl_password,
-        )
-    return config
-
-
-def _client_args(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.bootstrap_servers, **_aiokafka_security(settings)}
-
-
 async def produce(settings: Settings, records: list[Record]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(**_client_args(settings), linger_ms=5, max_batch_size=256 * 1024, acks="all")
+    producer = AIOKafkaProducer(
+        **kafka_python_config(settings), linger_ms=5, max_batch_size=256 * 1024, acks="all"
+    )
     await producer.start()
     try:
         futures = [await producer.send(settings.topic(r.logical), r.value, key=r.key) for r in records]
@@ -313,7 +296,7 @@ async def produce(settings: Settings, records: list[Record]) -> None:
 async def _assigned_consumer(settings: Settings, topics: list[str], **options: Any) -> Any:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(**_client_args(settings), enable_auto_commit=False, **options)
+    consumer = AIOKafkaConsumer(**kafka_python_config(settings), enable_auto_commit=False, **options)
     await consumer.start()
     parts = []
     for topic in topics:
@@ -398,7 +381,7 @@ async def latency(settings: Settings, records: list[Record], offered: float, say
     outputs = [settings.topic("ASSISTANCE_WARNINGS"), settings.topic("PAYMENT_STOPS")]
     consumer, parts = await _assigned_consumer(settings, outputs, fetch_max_wait_ms=20)
     # A probe's clock starts at its send call, so the linger counts in its latency.
-    producer = AIOKafkaProducer(**_client_args(settings), linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(**kafka_python_config(settings), linger_ms=5, acks="all")
     await producer.start()
     sent_at: dict[str, float] = {}
     took_ms: dict[str, float] = {}
@@ -570,7 +553,7 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
         busy = cpu_share(sched[0][0], sched_seconds(worker.proc.pid), time.monotonic() - sched[0][1])
         say(f"worker: {events_per_s:.0f} records/s; {busy}")
 
-        changelogs = [f"{settings.app_id}-{table}-changelog" for table in TABLES]
+        changelogs = [changelog_topic(settings, table) for table in TABLES]
         state_bytes, state_persons = asyncio.run(table_values(settings, changelogs))
         say(f"table values: {state_bytes} bytes over {state_persons} persons")
 

@@ -32,7 +32,8 @@ def faust_credentials(settings: Settings) -> faust.types.auth.CredentialsT | Non
 
 
 def kafka_python_config(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for kafka-python's clients (admin, tools, loaders)."""
+    """Keyword arguments for kafka-python's clients (admin, tools, loaders) and aiokafka's
+    (the bench): both name bootstrap, TLS and SASL options the same way."""
     config: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "security_protocol": settings.security_protocol,

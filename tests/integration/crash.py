@@ -25,6 +25,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from stream_app.processing import DictState, Processor
+from stream_app.records import encode
 from stream_app.settings import load
 from tests.builders import REGION, person
 from tests.integration.outputs import consumed_total
@@ -391,17 +392,11 @@ def expected_outputs(env: dict[str, str], sent: list[Sent], topics: dict[str, st
     for s in sent:
         processed = processor.process(topics[s.logical], s.partition, s.offset, s.key, s.value)
         for item in processed.emits:
-            value = json.loads(_encode(item.value))
+            value = json.loads(encode(item.value))
             ident = identity(item.topic, value)
             assert ident not in expected or expected[ident] == (item.topic, item.key, _plain(value)), ident
             expected[ident] = (item.topic, item.key, _plain(value))
     return expected
-
-
-def _encode(value: Any) -> bytes:
-    from stream_app.records import encode
-
-    return encode(value)
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:

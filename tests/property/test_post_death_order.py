@@ -23,6 +23,7 @@ from stream_app.processing import DictState, Processor
 from stream_app.records import PaymentResume, PaymentStop, PostDeathWarning, encode
 from stream_app.settings import load
 from tests.builders import death_value, disability_value, enrollment_value, person, settlement_value
+from tests.property.test_status_order import interleave
 
 SETTINGS = load({})
 GRACE = SETTINGS.rules.post_death_grace_days
@@ -115,17 +116,6 @@ def feeds(draw, withdrawal: bool = False) -> list[list[Record]]:
     """The four topics' records, for one or two persons (each topic keeps its order)."""
     persons = [draw(person_feeds(n, withdrawal)) for n in range(draw(st.integers(1, 2)))]
     return [[r for p in persons for r in p[topic]] for topic in range(4)]
-
-
-def interleave(draw, topics: list[list[Record]]) -> list[Record]:
-    queues = [list(q) for q in topics if q]
-    merged = []
-    while queues:
-        i = draw(st.integers(0, len(queues) - 1))
-        merged.append(queues[i].pop(0))
-        if not queues[i]:
-            queues.pop(i)
-    return merged
 
 
 def run(records: list[Record]) -> list[Any]:
