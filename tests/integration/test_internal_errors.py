@@ -16,9 +16,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from stream_app.processing import internal_dead_letter
+from stream_app.records import encode
 from stream_app.settings import load
 from tests.builders import death_value, enrollment_value, person, settlement_value
-from tests.integration.crash import Sent, _encode, _plain, compare, expected_outputs, identity, read_outputs
+from tests.integration.crash import Sent, _plain, compare, expected_outputs, identity, read_outputs
 from tests.integration.outputs import consumed_total
 from tests.integration.test_cli import stream_app
 from tests.waiting import wait_until
@@ -164,7 +165,7 @@ def test_a_record_that_raises_is_an_internal_dead_letter_and_replays_exactly_onc
             s.value,
             limit,
         )
-        value = json.loads(_encode(emit.value))
+        value = json.loads(encode(emit.value))
         expected[identity("DEADLETTER", value)] = ("DEADLETTER", emit.key, _plain(value))
     copies = compare(expected, read_outputs(address, topics))
     assert copies == {1: len(expected)}
