@@ -8,7 +8,7 @@ with the contract's ``error_class`` and a sentence naming the field; rules
 never see bytes, dicts or invalid records.
 
 The JSON Schemas in ``schemas/`` describe the same values for other
-departments' systems; ``tests/unit/test_schemas.py`` keeps the two in step.
+departments' systems; ``tests/unit/test_schema_*.py`` keep the two in step.
 """
 
 from __future__ import annotations

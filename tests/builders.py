@@ -40,8 +40,8 @@ def settlement(eid: str, who: str, at: str, self_pay: str, **extra: Any) -> Medi
     return msgspec.convert(settlement_value(eid, who, at, self_pay, **extra), MedicalSettlement)
 
 
-def reversal(eid: str, who: str, at: str, reverses: str) -> MedicalSettlement:
-    value = {
+def reversal_value(eid: str, who: str, at: str, reverses: str) -> dict[str, Any]:
+    return {
         "event_id": eid,
         "person_id": who,
         "region_code": REGION,
@@ -49,10 +49,15 @@ def reversal(eid: str, who: str, at: str, reverses: str) -> MedicalSettlement:
         "kind": "reversal",
         "reverses": reverses,
     }
-    return msgspec.convert(value, MedicalSettlement)
 
 
-def enrollment_value(eid: str, who: str, program: str, status: str, on: str, amount: str = "500") -> dict:
+def reversal(eid: str, who: str, at: str, reverses: str) -> MedicalSettlement:
+    return msgspec.convert(reversal_value(eid, who, at, reverses), MedicalSettlement)
+
+
+def enrollment_value(
+    eid: str, who: str, program: str, status: str, on: str, amount: str = "500"
+) -> dict[str, Any]:
     return {
         "event_id": eid,
         "person_id": who,
@@ -87,10 +92,10 @@ def death(eid: str, who: str, died_on: str, registered_at: str | None = None) ->
     return msgspec.convert(death_value(eid, who, died_on, **extra), DeathRegistration)
 
 
-def withdrawal(
+def withdrawal_value(
     eid: str, who: str, withdraws: str, at: str = "2020-01-01T00:00:00+08:00"
-) -> DeathRegistration:
-    value = {
+) -> dict[str, Any]:
+    return {
         "event_id": eid,
         "person_id": who,
         "region_code": REGION,
@@ -98,7 +103,12 @@ def withdrawal(
         "status": "withdrawn",
         "withdraws": withdraws,
     }
-    return msgspec.convert(value, DeathRegistration)
+
+
+def withdrawal(
+    eid: str, who: str, withdraws: str, at: str = "2020-01-01T00:00:00+08:00"
+) -> DeathRegistration:
+    return msgspec.convert(withdrawal_value(eid, who, withdraws, at), DeathRegistration)
 
 
 def disability_value(eid: str, who: str, status: str, on: str, level: int | None = None) -> dict[str, Any]:
@@ -116,3 +126,63 @@ def disability_value(eid: str, who: str, status: str, on: str, level: int | None
 
 def disability(eid: str, who: str, status: str, on: str, level: int | None = None) -> DisabilityRegistration:
     return msgspec.convert(disability_value(eid, who, status, on, level), DisabilityRegistration)
+
+
+# ---------------------------------------------------------------------------
+# One sample of each input, as a producer writes it, for tests that vary one field
+# at a time (the schema tests): ``sample_settlement(self_pay=-1)`` changes a field,
+# ``sample_certification(level=DROP)`` leaves one out.
+
+SAMPLE_PERSON = with_check_character("33018319670305002")
+#: A valid identity number whose check character is X.
+CHECK_X_PERSON = next(
+    pid for n in range(1000) if (pid := with_check_character(f"3301831980010{n:04d}")).endswith("X")
+)
+#: A change that removes the field.
+DROP: Any = object()
+
+
+def changed(value: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``value`` with ``changes`` applied (``DROP`` removes a field)."""
+    value = dict(value)
+    for name, new in changes.items():
+        if new is DROP:
+            value.pop(name, None)
+        else:
+            value[name] = new
+    return value
+
+
+def sample_settlement(**changes: Any) -> dict[str, Any]:
+    value = settlement_value(
+        "YB-2017-0214", SAMPLE_PERSON, "2017-02-14T10:00:00+08:00", "12000.00", total_cost="30000.00"
+    )
+    return changed(value, changes)
+
+
+def sample_reversal(**changes: Any) -> dict[str, Any]:
+    value = reversal_value("YB-2017-0409-R", SAMPLE_PERSON, "2017-04-10T09:00:00+08:00", "YB-2017-0409")
+    return changed(value, changes)
+
+
+def sample_certification(**changes: Any) -> dict[str, Any]:
+    return changed(disability_value("CL-2017-0705", SAMPLE_PERSON, "certified", "2017-07-05", 1), changes)
+
+
+def sample_death(**changes: Any) -> dict[str, Any]:
+    value = death_value(
+        "GA-SW-2017-0912", SAMPLE_PERSON, "2017-09-10", registered_at="2017-09-12T10:00:00+08:00"
+    )
+    return changed(value, changes)
+
+
+def sample_withdrawal(**changes: Any) -> dict[str, Any]:
+    value = withdrawal_value(
+        "GA-SW-2017-1103-W", SAMPLE_PERSON, "GA-SW-2017-0912", "2017-11-03T09:00:00+08:00"
+    )
+    return changed(value, changes)
+
+
+def sample_enrollment(**changes: Any) -> dict[str, Any]:
+    value = enrollment_value("MZ-DB-2017-0811", SAMPLE_PERSON, "dibao", "active", "2017-08-01", "1836")
+    return changed(value, changes)
