@@ -15,6 +15,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.deploy
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DATA_DIR = "/var/lib/stream-app"

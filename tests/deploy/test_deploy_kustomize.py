@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.deploy
+
 # Oldest Kubernetes minor the manifests target (docs/deploy.md), and the
 # newest kubernetes-validate ships (resolved at run time).
 MIN_KUBERNETES = "1.30"

@@ -9,6 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
+pytestmark = pytest.mark.deploy
+
 APP = "benefit-integrity"
 WEB_PORT = 6066
 DATA_DIR = "/var/lib/stream-app"
