@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
-from typing import Any, BinaryIO, TextIO, TypeVar
+from typing import IO, Any, BinaryIO, TextIO, TypeVar, cast
 
 import msgspec
 
@@ -232,8 +232,11 @@ def read_files(
     records: list[Record] = []
     done = 0
     for name, handle in handles:
-        base = done
-        records.extend(read_lines(handle, name, input_topics, stats, lambda n, b=base: tick(b + n)))
+
+        def shifted(n: int, base: int = done) -> None:  # progress counts lines over all files
+            tick(base + n)
+
+        records.extend(read_lines(handle, name, input_topics, stats, shifted))
         done = stats.lines
         stats.files += 1
     records.sort(key=itemgetter(0))
@@ -578,7 +581,9 @@ def run(
     if summary is not None and options.summary:
         from rich.console import Console
 
-        render_summary(summary, stats, Console(file=_TextOut(out), width=_summary_width(summary)))
+        render_summary(
+            summary, stats, Console(file=cast(IO[str], _TextOut(out)), width=_summary_width(summary))
+        )
     if summary is not None and options.plot:
         plot_warnings(summary, options.plot)
     return stats

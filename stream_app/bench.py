@@ -302,7 +302,7 @@ async def _assigned_consumer(settings: Settings, topics: list[str], **options: A
     for topic in topics:
         found = consumer.partitions_for_topic(topic)
         if not found:
-            await consumer.force_metadata_update()  # type: ignore[no-untyped-call]
+            await consumer.force_metadata_update()
             found = consumer.partitions_for_topic(topic) or set()
         parts += [TopicPartition(topic, p) for p in sorted(found)]
     consumer.assign(parts)

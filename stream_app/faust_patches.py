@@ -126,18 +126,18 @@ _buffer_send_pending = _counting(_original_send_pending)
 
 def install() -> None:
     """Apply the patches (idempotent). Called when the app is built."""
-    mode_queues.FlowControlEvent.resume = _resume_flow  # type: ignore[method-assign]
-    faust_producer.ProducerBuffer.put = _buffer_put  # type: ignore[method-assign]
-    faust_producer.ProducerBuffer._send_pending = _buffer_send_pending  # type: ignore[method-assign]
-    faust_producer.ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
+    mode_queues.FlowControlEvent.resume = _resume_flow
+    faust_producer.ProducerBuffer.put = _buffer_put
+    faust_producer.ProducerBuffer._send_pending = _buffer_send_pending
+    faust_producer.ProducerBuffer.flush = _buffer_flush
 
 
 def uninstall() -> None:
     """Faust as released (for tests that show what a patch prevents)."""
-    mode_queues.FlowControlEvent.resume = _original_resume  # type: ignore[method-assign]
-    faust_producer.ProducerBuffer.put = _original_buffer_put  # type: ignore[method-assign]
-    faust_producer.ProducerBuffer._send_pending = _original_send_pending  # type: ignore[method-assign]
-    faust_producer.ProducerBuffer.flush = _original_buffer_flush  # type: ignore[method-assign]
+    mode_queues.FlowControlEvent.resume = _original_resume
+    faust_producer.ProducerBuffer.put = _original_buffer_put
+    faust_producer.ProducerBuffer._send_pending = _original_send_pending
+    faust_producer.ProducerBuffer.flush = _original_buffer_flush
 
 
 _original_resume = mode_queues.FlowControlEvent.resume

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import Meta, Struct
@@ -242,7 +242,7 @@ Output = AssistanceWarning | PaymentStop | PaymentResume | DeadLetter
 # ---------------------------------------------------------------------------
 # Decoding
 
-_WIRE = {
+_WIRE: dict[type[InputRecord], type[Struct]] = {
     MedicalSettlement: _SettlementIn,
     DisabilityRegistration: _DisabilityIn,
     DeathRegistration: _DeathIn,
@@ -255,8 +255,8 @@ _DECODERS = {record_type: msgspec.json.Decoder(wire) for record_type, wire in _W
 # 0.4 us apiece); the patterned fields are checked after the parse by string methods and one
 # compiled regex instead. Anything the lean parse or a check refuses is parsed again by the
 # strict decoder above, which raises exactly the error it always did (in document order).
-_DATETIME_TEXT = re.compile(DateTimeText.__metadata__[0].pattern).search
-_PROGRAM = re.compile(Program.__metadata__[0].pattern).search
+_DATETIME_TEXT = re.compile(get_args(DateTimeText)[1].pattern).search
+_PROGRAM = re.compile(get_args(Program)[1].pattern).search
 
 
 def _ids_ok(wire: Any) -> bool:

@@ -150,15 +150,16 @@ def parse_standard(text: str, name: str) -> AssistanceStandard:
 
 
 def parse_pairs(text: str, name: str) -> tuple[tuple[str, str], ...]:
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for part in text.split(","):
         if not part.strip():
             continue
         names = [p.strip() for p in part.split(":")]
         if len(names) != 2 or not all(names) or names[0] == names[1]:
             raise SettingsError(f"{name}: {part!r} must be two different programs, e.g. dibao:tekun")
-        pairs.add(tuple(sorted(names)))
-    return tuple(sorted(pairs))  # type: ignore[arg-type]
+        first, second = sorted(names)
+        pairs.add((first, second))
+    return tuple(sorted(pairs))
 
 
 def parse_whole(text: str, name: str, minimum: int = 0) -> int:

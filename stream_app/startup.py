@@ -20,6 +20,7 @@ from stream_app.settings import Settings
 
 class _WaitingProbes(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # the standard library names it so
+        body: dict[str, object]
         if self.path == "/healthz":
             status, body = 200, {"status": "ok", "waiting_for": "the Kafka broker"}
         else:

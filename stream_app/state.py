@@ -32,7 +32,7 @@ class DictState(Generic[S]):
 
     def __init__(self) -> None:
         self.data: dict[str, S] = {}
-        self.get = self.data.get  # type: ignore[method-assign]  # the dict's own get: no extra call
+        self.get = self.data.get  # type: ignore[method-assign,assignment]  # the dict's own get: no extra call
 
     def get(self, key: str) -> S | None:
         return self.data.get(key)
@@ -64,9 +64,6 @@ class TableState(Generic[S]):
             self.table[key] = self._encoder.encode(state)
 
 
-_DELETED = object()
-
-
 class StagedState(Generic[S]):
     """A write-back layer over a state: writes wait in memory until ``flush`` or ``discard``.
 
@@ -75,16 +72,15 @@ class StagedState(Generic[S]):
 
     def __init__(self, backing: StateAccess[S]) -> None:
         self.backing = backing
-        self._staged: dict[str, object] = {}
+        self._staged: dict[str, S | None] = {}  # None: delete the key
 
     def get(self, key: str) -> S | None:
-        staged = self._staged.get(key, self)
-        if staged is self:
-            return self.backing.get(key)
-        return None if staged is _DELETED else staged  # type: ignore[return-value]
+        if key in self._staged:
+            return self._staged[key]
+        return self.backing.get(key)
 
     def put(self, key: str, state: S | None) -> None:
-        self._staged[key] = _DELETED if state is None else state
+        self._staged[key] = state
 
     @property
     def pending(self) -> int:
@@ -94,7 +90,7 @@ class StagedState(Generic[S]):
         """Write every staged state to the backing state (and so to its changelog)."""
         staged, self._staged = self._staged, {}
         for key, state in staged.items():
-            self.backing.put(key, None if state is _DELETED else state)  # type: ignore[arg-type]
+            self.backing.put(key, state)
 
     def discard(self) -> None:
         """Forget the staged writes: the backing state stays as before them."""

@@ -26,10 +26,12 @@ def parse_line(line: str, default_topic: str | None) -> tuple[str, bytes | None,
     obj = json.loads(line)
     if isinstance(obj, dict) and "payload" in obj:
         topic = obj.get("topic") or default_topic
+        if not isinstance(topic, str):
+            raise ValueError("a kcat line without a topic needs one: give --topic")
         payload = obj["payload"]
         value = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
         key = obj.get("key")
-        return topic, (key.encode() if isinstance(key, str) else None), value.encode()  # type: ignore[return-value]
+        return topic, (key.encode() if isinstance(key, str) else None), value.encode()
     if default_topic is None:
         raise ValueError("a bare value needs a topic: give --topic")
     key = obj.get("person_id") if isinstance(obj, dict) else None

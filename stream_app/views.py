@@ -36,7 +36,7 @@ def _group_coordinator_known(app: faust.App) -> bool:
     coordinator is found again. Anything else unexpected here says nothing either way.
     """
     try:
-        consumer = app.consumer._thread._consumer  # type: ignore[attr-defined]
+        consumer = app.consumer._thread._consumer
         return consumer is None or consumer._coordinator.coordinator_id is not None
     except AttributeError:
         return True

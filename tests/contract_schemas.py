@@ -86,7 +86,7 @@ def ecma(pattern: str) -> re.Pattern[str]:
 def _ecma_pattern(
     validator: Any, pattern: str, instance: object, schema: dict[str, Any]
 ) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not ecma(pattern).search(instance):
+    if isinstance(instance, str) and not ecma(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 

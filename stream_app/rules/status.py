@@ -111,9 +111,10 @@ def _apply(state: StatusState, rec: StatusRecord) -> tuple[StatusState, str, lis
         if rec.status == "registered":
             if state.death is not None:
                 return state, "death_already_in_force", []
+            assert rec.died_on is not None  # decode refuses a registration without it
             death = Death(
                 rec.event_id,
-                rec.died_on,  # type: ignore[arg-type]
+                rec.died_on,
                 rec.registered_at.astimezone(CST).date(),
                 rec.region_code,
             )
@@ -150,7 +151,8 @@ def _apply(state: StatusState, rec: StatusRecord) -> tuple[StatusState, str, lis
 
 def _withdraw(state: StatusState, rec: DeathRegistration) -> tuple[StatusState, str, list[Output]]:
     """R5: the death in force was wrong; undo every stop it caused in still-active episodes."""
-    death_id = state.death.event_id  # type: ignore[union-attr]
+    assert state.death is not None  # step withdraws only the death in force
+    death_id = state.death.event_id
     outputs: list[Output] = []
     episodes = []
     for ep in state.episodes:

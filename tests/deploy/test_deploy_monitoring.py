@@ -18,6 +18,7 @@ import functools
 import json
 import re
 import shutil
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,9 @@ def label_names(expr: str) -> set[str]:
     return labels
 
 
-def unknown_metrics_and_labels(expr: str, extra_labels: set[str] = frozenset()) -> tuple[set[str], set[str]]:
+def unknown_metrics_and_labels(
+    expr: str, extra_labels: AbstractSet[str] = frozenset()
+) -> tuple[set[str], set[str]]:
     """Metric names in expr the worker does not expose, and labels that none
     of the expression's metrics (nor the scrape) carry."""
     series = known_series()

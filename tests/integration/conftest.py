@@ -225,7 +225,7 @@ def expected_outputs(env: dict[str, str], sent: list[tuple[str, Any, Any]]) -> l
 
     settings = load(env)
     processor = Processor(settings, DictState(), DictState())
-    outputs = []
+    outputs: list[Any] = []
     for topic, meta, (key, raw) in sent:
         outputs.extend(processor.process(topic, meta.partition, meta.offset, key, raw).emits)
     return outputs

@@ -9,6 +9,7 @@ defect, as the staged state must then be thrown away. Run as
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from stream_app import cli, processing
 
@@ -16,9 +17,9 @@ FAULTY = frozenset(filter(None, os.environ.get("TEST_FAULT_EVENT_IDS", "").split
 _process = processing.Processor.process
 
 
-def _faulty_process(self: processing.Processor, *args: object) -> processing.Processed:
+def _faulty_process(self: processing.Processor, *args: Any, **kwargs: Any) -> processing.Processed:
     # Raise at the end of Processor.process, after the state writes were staged.
-    processed = _process(self, *args)  # type: ignore[arg-type]
+    processed = _process(self, *args, **kwargs)
     if processed.record is not None and processed.record.event_id in FAULTY:
         raise RuntimeError(f"injected fault for event {processed.record.event_id}")
     return processed

@@ -62,7 +62,7 @@ def test_a_record_that_raises_is_an_internal_dead_letter_and_replays_exactly_onc
     faulty = make_worker(module="tests.integration.faulty_worker", TEST_FAULT_EVENT_IDS="a2,b-death").start()
     sent: list[Sent] = []
 
-    def send(logical: str, value: Any, key: str | None = "auto") -> None:
+    def send(logical: str, value: Any, key: str = "auto") -> None:
         meta = kafka.send(logical, value, key=key)
         key_bytes = (value["person_id"] if key == "auto" else key).encode()
         sent.append(Sent(logical, meta.partition, meta.offset, key_bytes, json.dumps(value).encode()))

@@ -82,7 +82,8 @@ def overlapping_pairs(records: list[StatusRecord]) -> set[frozenset[str]]:
 
 
 def run(records: list[StatusRecord]) -> list[DuplicateAssistanceWarning]:
-    state, warnings = None, []
+    state = None
+    warnings: list[DuplicateAssistanceWarning] = []
     for rec in records:
         result = status.step(state, rec, params=PARAMS)
         state = result.state

@@ -70,11 +70,16 @@ def feeds(draw):
     return records
 
 
+def paid_fen(settlement: MedicalSettlement) -> int:
+    assert settlement.self_pay is not None  # the model holds settlements only
+    return int(settlement.self_pay * 100)
+
+
 def model(records: list[MedicalSettlement]) -> tuple[list[tuple[str, int, int]], int]:
     """Warnings (caused_by, tier, rolling) and the final rolling sum, from the contract's text."""
     held: dict[str, MedicalSettlement] = {}  # first delivery of each settlement inside the window
     reversed_ids: set[str] = set()
-    newest = None
+    newest: datetime | None = None
     armed = set(TIERS)
     warnings = []
     for rec in records:
@@ -83,15 +88,16 @@ def model(records: list[MedicalSettlement]) -> tuple[list[tuple[str, int, int]],
             if rec.settled_at > newest - YEAR:
                 held[rec.event_id] = rec
         elif (
-            rec.kind == "reversal" and rec.reverses in held and held[rec.reverses].settled_at > newest - YEAR
+            rec.kind == "reversal"
+            and newest is not None
+            and rec.reverses in held
+            and held[rec.reverses].settled_at > newest - YEAR
         ):
             reversed_ids.add(rec.reverses)
         if newest is None:
             continue
         rolling = sum(
-            int(s.self_pay * 100)
-            for eid, s in held.items()
-            if eid not in reversed_ids and s.settled_at > newest - YEAR
+            paid_fen(s) for eid, s in held.items() if eid not in reversed_ids and s.settled_at > newest - YEAR
         )
         armed |= {t for t in TIERS if t > rolling}
         fired = {t for t in armed if t <= rolling}
@@ -99,11 +105,7 @@ def model(records: list[MedicalSettlement]) -> tuple[list[tuple[str, int, int]],
             warnings.append((rec.event_id, max(fired), rolling))
             armed -= fired
     final = (
-        sum(
-            int(s.self_pay * 100)
-            for e, s in held.items()
-            if e not in reversed_ids and s.settled_at > newest - YEAR
-        )
+        sum(paid_fen(s) for e, s in held.items() if e not in reversed_ids and s.settled_at > newest - YEAR)
         if newest
         else 0
     )

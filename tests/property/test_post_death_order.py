@@ -120,7 +120,7 @@ def feeds(draw, withdrawal: bool = False) -> list[list[Record]]:
 
 def run(records: list[Record]) -> list[Any]:
     processor = Processor(SETTINGS, DictState(), DictState())
-    outputs = []
+    outputs: list[Any] = []
     for offset, (logical, value) in enumerate(records):
         raw = json.dumps(value).encode()
         processed = processor.process(SETTINGS.topic(logical), 0, offset, value["person_id"].encode(), raw)

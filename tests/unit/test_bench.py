@@ -112,7 +112,7 @@ def test_each_probe_causes_exactly_one_output_naming_it():
     caused: Counter[str] = Counter()
     for offset, r in enumerate(records):
         for emit in processor.process(TOPICS[r.logical], 0, offset, r.key, r.value).emits:
-            caused[emit.value.caused_by] += 1  # type: ignore[union-attr]
+            caused[emit.value.caused_by] += 1
     probes = [r for r in records if r.probe]
     assert len(probes) == 50
     assert Counter(r.logical for r in probes)["DEATH_REGISTRATIONS"] == 10  # as many as were kept apart

@@ -92,10 +92,10 @@ def flushed_before_return(patched: bool) -> tuple[int, int]:
             if patched:  # the patched counters wrap the subclass's hand-over too
                 SlowBuffer._send_pending = faust_patches._counting(SlowBuffer._send_pending)  # type: ignore[method-assign]
             buffer = SlowBuffer()
-            buffer.app = _App()  # type: ignore[assignment]
+            buffer.app = _App()
             await buffer.start()
             for n in range(3):
-                buffer.put(f"changelog record {n}")  # type: ignore[arg-type]
+                buffer.put(f"changelog record {n}")
             await asyncio.sleep(0)  # the sender task takes the first one in hand
             await buffer.flush()
             done = len(handed)

@@ -63,7 +63,7 @@ def _hand_made_feed() -> list[tuple[str, bytes | None, bytes | None]]:
 
 def _story_feed() -> list[tuple[str, bytes | None, bytes | None]]:
     topics = load({}).topics
-    out = []
+    out: list[tuple[str, bytes | None, bytes | None]] = []
     for _, story in stories():
         fallback = next((v["person_id"] for _, v in story if isinstance(v, dict)), "")
         for logical, value in story:
@@ -92,7 +92,7 @@ def emitted() -> list[tuple[str, bytes]]:
     return out
 
 
-def _kind(topic: str, value: dict[str, Any]) -> tuple[str, str]:
+def _kind(topic: str, value: dict[str, Any]) -> tuple[str, str | None]:
     label = value.get("rule") or value.get("reason") or value.get("error_class")
     return topic, label
 

@@ -86,6 +86,7 @@ def test_sasl_password_can_come_from_a_file(tmp_path: Path):
     assert (config["security_protocol"], config["sasl_mechanism"]) == ("SASL_PLAINTEXT", "SCRAM-SHA-512")
     assert (config["sasl_plain_username"], config["sasl_plain_password"]) == ("worker", "hunter2")
     credentials = faust_credentials(s)
+    assert credentials is not None
     assert credentials.username == "worker" and credentials.mechanism.value == "SCRAM-SHA-512"
 
 
@@ -132,6 +133,7 @@ def sasl_ssl_env(ca_file: Path, **extra: str) -> dict[str, str]:
 def test_sasl_ssl_builds_tls_context_for_faust_and_plain_clients(ca_file: Path):
     s = load(sasl_ssl_env(ca_file))
     credentials = faust_credentials(s)
+    assert credentials is not None
     assert isinstance(credentials.ssl_context, ssl.SSLContext)
     assert credentials.ssl_context.verify_mode == ssl.CERT_REQUIRED and credentials.ssl_context.check_hostname
     config = kafka_python_config(s)

@@ -54,7 +54,7 @@ def test_a_record_the_state_already_holds_is_written_again_for_the_changelog():
     writes: list[str] = []
 
     class Recording(DictState):
-        def put(self, key, state):  # type: ignore[no-untyped-def]
+        def put(self, key, state):
             writes.append(key)
             super().put(key, state)
 
