@@ -8,7 +8,7 @@ and each goes through :class:`stream_app.processing.Processor` over in-memory
 records a streaming run of the same input in the same order emits, ids included;
 bad records give the same dead letters, with the file's topic/partition/offset.
 
-Decisions (see README, "Backtest"):
+Decisions (see docs/usage.md, "Backtest"):
 
 - ``emitted_at`` (``received_at`` on dead letters) is the input record's ``ts`` as
   RFC 3339 UTC with milliseconds, not the wall clock: the streaming worker stamps
