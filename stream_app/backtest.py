@@ -581,9 +581,8 @@ def run(
     if summary is not None and options.summary:
         from rich.console import Console
 
-        render_summary(
-            summary, stats, Console(file=cast(IO[str], _TextOut(out)), width=_summary_width(summary))
-        )
+        text_out = cast(IO[str], _TextOut(out))  # rich wants a text file; _TextOut has what it uses
+        render_summary(summary, stats, Console(file=text_out, width=_summary_width(summary)))
     if summary is not None and options.plot:
         plot_warnings(summary, options.plot)
     return stats
