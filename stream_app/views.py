@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+import aiohttp
 import faust
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
@@ -144,4 +145,14 @@ def register(app: faust.App, runtime: Runtime, routing_table: faust.Table) -> No
                     return self.json({"error": "missing or wrong bearer token"}, status=401)
             if not person_id_valid(person_id):
                 return self.json({"error": "not a valid 18-character resident identity number"}, status=400)
-            return await local_person(self, request, person_id=person_id)
+            try:
+                return await local_person(self, request, person_id=person_id)
+            except (aiohttp.ClientError, OSError):  # OSError covers TimeoutError
+                # The owner did not answer the forwarded request: typically a worker just
+                # killed, still in the group until its session times out and its partitions
+                # move. Nothing is wrong with the request: say so, and when to retry.
+                response = self.json(
+                    {"error": "the worker that holds this person did not answer; retry shortly"}, status=503
+                )
+                response.headers["Retry-After"] = "5"
+                return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.builders import enrollment_value, person, settlement_value
@@ -77,3 +79,33 @@ def test_a_worker_left_without_partitions_is_still_ready(scenario, make_worker):
     )
     logs = first.log_path.read_text() + second.log_path.read_text()
     assert "assigned 0 input partitions (none)" in logs  # one of them really has nothing
+
+
+def test_a_person_held_by_a_killed_worker_is_503_until_the_group_moves_it(kafka, make_worker):
+    first = make_worker("a").start()
+    second = make_worker("b").start(wait_ready=False)
+    people = [person(700 + n) for n in range(12)]  # spread over all partitions
+    for n, who in enumerate(people):
+        kafka.send(
+            "MEDICAL_SETTLEMENTS", settlement_value(f"k{n}", who, "2017-03-01T09:00:00+08:00", str(100 + n))
+        )
+
+    def both_answer() -> bool:
+        if first.get("/readyz")[0] != 200 or second.get("/readyz")[0] != 200:
+            return False
+        return all(first.get(f"/persons/{who}")[0] == 200 for who in people)
+
+    wait_until(both_answer, 120, "both workers ready and answering for every person")
+    second.stop(signal.SIGKILL)
+    # Until the group notices (its session timeout) the first worker still forwards the
+    # killed worker's persons there: a retryable 503 with Retry-After, never a 500.
+    seen: list[int] = []
+
+    def all_answered_again() -> bool:
+        answers = [first.get(f"/persons/{who}") for who in people]
+        seen.extend(status for status, _ in answers)
+        assert all(status in (200, 503) for status, _ in answers), answers
+        return all(status == 200 for status, _ in answers)
+
+    wait_until(all_answered_again, 120, "the first worker to answer for every person itself")
+    assert 503 in seen
