@@ -29,7 +29,10 @@ def run(scenario, make_worker, kafka, seed: int, people: int, faults: tuple[int,
     harness.wait_committed_to_end()
 
     expected = expected_outputs(scenario["env"], harness.sent, scenario["topics"])
-    copies = compare(expected, read_outputs(scenario["address"], scenario["topics"]))
+    try:
+        copies = compare(expected, read_outputs(scenario["address"], scenario["topics"]))
+    except AssertionError as failed:  # the faults are what a reader needs to reproduce it
+        raise AssertionError(f"seed={seed}; faults: {'; '.join(harness.faults)}\n{failed}") from None
     print(
         f"\ncrash harness seed={seed}: {len(harness.sent)} records, {len(expected)} outputs exact, "
         f"copies per output {dict(sorted(copies.items()))}; faults: {'; '.join(harness.faults)}"
