@@ -11,15 +11,9 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream_app.security import kafka_python_config
 from stream_app.settings import Settings
+from stream_app.topology import TABLES, changelog_topic
 
 log = logging.getLogger(__name__)
-
-#: Tables of the worker; each has a compacted changelog topic ``<app id>-<table>-changelog``.
-TABLES = ("person_medical", "person_status")
-
-
-def changelog_topic(settings: Settings, table: str) -> str:
-    return f"{settings.app_id}-{table}-changelog"
 
 
 def wanted_topics(settings: Settings) -> list[NewTopic]:
@@ -28,7 +22,7 @@ def wanted_topics(settings: Settings) -> list[NewTopic]:
     ]
     topics += [
         NewTopic(
-            changelog_topic(settings, table),
+            changelog_topic(settings.app_id, table.name),
             settings.partitions,
             settings.replication_factor,
             topic_configs={"cleanup.policy": "compact"},

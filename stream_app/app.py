@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import faust
 
-from stream_app import faust_patches
+from agents import persons
+from stream_app import faust_patches, observability, views
 from stream_app.processing import Processor
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
@@ -12,6 +13,7 @@ from stream_app.runtime import Runtime
 from stream_app.security import faust_credentials
 from stream_app.settings import Settings
 from stream_app.state import StagedState, TableState
+from stream_app.topology import OUTPUT_TOPICS, PERSON_MEDICAL, PERSON_STATUS
 
 
 def _broker_options(settings: Settings) -> dict[str, object]:
@@ -58,7 +60,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         # bytes in and out: the state layer encodes (Faust picks "raw" for bytes types).
         return app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
-    medical_table, status_table = table("person_medical"), table("person_status")
+    medical_table, status_table = table(PERSON_MEDICAL.name), table(PERSON_STATUS.name)
     medical_state = StagedState(TableState(medical_table, MedicalState))
     status_state = StagedState(TableState(status_table, StatusState))
     runtime = Runtime(
@@ -70,13 +72,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         # ``stream_publish_on_commit`` (attaching sends to the input offset) stays off.
         outputs={
             logical: app.topic(settings.topic(logical), key_serializer="raw", value_serializer="raw")
-            for logical in ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
+            for logical in OUTPUT_TOPICS
         },
-        tables={"person_medical": medical_table, "person_status": status_table},
+        tables={PERSON_MEDICAL.name: medical_table, PERSON_STATUS.name: status_table},
     )
-
-    from agents import persons  # agents sit on top of the app they register with
-    from stream_app import observability, views
 
     persons.register(app, runtime)
     views.register(app, runtime, medical_table)

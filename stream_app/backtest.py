@@ -47,12 +47,10 @@ from typing import IO, Any, BinaryIO, TextIO, TypeVar, cast
 import msgspec
 
 from stream_app.processing import (
-    INPUT_TYPES,
     DictState,
     Emit,
-    Processed,
     Processor,
-    internal_dead_letter,
+    processing_failed,
     stamped,
 )
 from stream_app.records import (
@@ -73,6 +71,7 @@ from stream_app.settings import (
     parse_tiers,
     parse_whole,
 )
+from stream_app.topology import INPUT_TOPICS
 
 S = TypeVar("S")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -277,8 +276,7 @@ def process(
                 stats.internal_errors += 1
                 if len(stats.internal_error_at) < 3:
                     stats.internal_error_at.append(f"{topic}[{partition}]@{offset}: {type(exc).__name__}")
-                letter = internal_dead_letter(exc, topic, partition, offset, key, value, limit)
-                processed = Processed((letter,), "dead_letter:internal")
+                processed = processing_failed(exc, topic, partition, offset, key, value, limit)
             else:
                 medical_state.undo.clear()
                 status_state.undo.clear()
@@ -553,7 +551,7 @@ def run(
     stats = Stats()
     started = time.perf_counter()
     handles, total_bytes = _open_all(options.files, stdin)
-    input_topics = {settings.topic(logical) for logical in INPUT_TYPES}
+    input_topics = {settings.topic(logical) for logical in INPUT_TOPICS}
     summary = Summary() if options.summary or options.plot else None
     try:
         with _no_cyclic_gc(), Progress(err, total_bytes, options.progress) as progress:

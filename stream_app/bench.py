@@ -31,25 +31,22 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from stream_app import broker
-from stream_app.admin import TABLES, changelog_topic
+from stream_app import broker, harness
 from stream_app.bench_feed import FeedMaker, Record, latency_feed, throughput_feed
+from stream_app.harness import HarnessError, Worker, free_port
+from stream_app.processing import INPUT_TYPES
+from stream_app.records import decode
 from stream_app.security import kafka_python_config
 from stream_app.settings import DEFAULT_TOPICS, Settings
+from stream_app.topology import TABLES, changelog_topic
 
 PROBE_EVERY = 20
 
@@ -177,22 +174,6 @@ def summary(
 # -- plumbing ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except (urllib.error.URLError, OSError):
-        return 0, ""
-
-
 class Progress:
     def __init__(self, err: TextIO) -> None:
         self.err = err
@@ -202,42 +183,8 @@ class Progress:
         print(f"[bench {time.monotonic() - self.start:6.1f}s] {text}", file=self.err, flush=True)
 
 
-class Child:
-    """A subprocess (worker or naive agent) with its own log file."""
-
-    def __init__(self, name: str, module: str, env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", module, *(["worker"] if module == "stream_app" else [])],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"the {self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
 def poll_until_done(
-    child: Child,
+    child: Worker,
     total: int,
     read: Callable[[], tuple[float | None, float | None]],
     say: Progress,
@@ -315,9 +262,6 @@ async def raw_floor(settings: Settings, total: int, at_least: int = 50_000) -> f
     The records are read in passes (from the beginning again) until ``at_least`` are read, at
     least 3; the median pass rate is returned.
     """
-    from stream_app.processing import INPUT_TYPES
-    from stream_app.records import decode
-
     types = {settings.topic(logical): record_type for logical, record_type in INPUT_TYPES.items()}
     limit = settings.max_record_bytes
     consumer, parts = await _assigned_consumer(settings, list(types), fetch_max_wait_ms=100)
@@ -453,7 +397,7 @@ def run(settings: Settings, plan: Plan, own_broker: bool, out: TextIO, err: Text
     say = Progress(err)
     try:
         result = _run(settings, plan, own_broker, say)
-    except (BenchError, broker.BrokerError) as exc:
+    except (BenchError, broker.BrokerError, HarnessError) as exc:
         say(f"failed: {exc}")
         return 1
     except Exception as exc:  # a client or OS error: one line, exit 1
@@ -465,19 +409,17 @@ def run(settings: Settings, plan: Plan, own_broker: bool, out: TextIO, err: Text
 
 
 def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dict[str, Any]:
-    from stream_app.admin import ensure_topics
-
     began = time.monotonic()
     tag = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="stream-app-bench-"))
-    broker_proc = None
-    children: list[Child] = []
+    local = None
+    children: list[Worker] = []
     try:
         if own_broker:
             port = free_port()
             say(f"starting the local broker (tansu, memory only) on 127.0.0.1:{port}")
-            broker_proc = broker.start("127.0.0.1", port, quiet=True)
-            settings = replace(settings, broker=f"kafka://127.0.0.1:{port}")
+            local = harness.start_broker("127.0.0.1", port)
+            settings = replace(settings, broker=local.url)
         else:
             host, port_text = settings.bootstrap_servers[0].rsplit(":", 1)
             if not broker.port_open(host, int(port_text)):
@@ -488,7 +430,7 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
             app_id=f"bench-{tag}",
             topics={logical: f"bench-{tag}.{name}" for logical, name in DEFAULT_TOPICS.items()},
         )
-        ensure_topics(settings, wait_s=30)
+        harness.ensure_topics(settings, wait_s=30)
 
         maker = FeedMaker(plan.persons, plan.seed, death_probes=plan.death_probes)
         feed = throughput_feed(maker, plan.events)
@@ -499,61 +441,53 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
         raw = asyncio.run(raw_floor(settings, plan.events))
         say(f"raw floor (aiokafka + records.decode): {raw:.0f} records/s")
 
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAM_APP_BROKER": settings.broker}
-        env.update({f"STREAM_APP_TOPIC_{logical}": name for logical, name in settings.topics.items()})
+        env = {**os.environ, "STREAM_APP_BROKER": settings.broker, **harness.topic_env(settings.topics)}
 
-        naive_port = free_port()
-        naive_env = {
-            **env,
-            "STREAM_APP_APP_ID": f"bench-naive-{tag}",
-            "STREAM_APP_DATA_DIR": str(work / "naive-state"),
-            "STREAM_APP_WEB_PORT": str(naive_port),
-        }
+        naive_env = harness.worker_env(
+            env, work / "naive-state", free_port(), STREAM_APP_APP_ID=f"bench-naive-{tag}"
+        )
         say("starting the naive Faust agent")
-        naive_child = Child("naive agent", "stream_app.bench_naive", naive_env, work / "naive.log")
-        children.append(naive_child)
+        naive_child = Worker(naive_env, work / "naive.log", "stream_app.bench_naive", (), "naive agent")
+        children.append(naive_child.start(wait_ready=False))
 
         def naive_progress() -> tuple[float | None, float | None]:
-            status, body = http_get(f"http://127.0.0.1:{naive_port}/count/")
+            status, counts = naive_child.get("/count/")
             if status != 200:
                 return None, None
-            counts = json.loads(body)
             return counts["consumed"], counts["last_at"]
 
         naive = poll_until_done(naive_child, plan.events, naive_progress, say)
         say(f"naive Faust agent: {naive:.0f} records/s")
-        naive_child.stop()
+        naive_child.terminate(30)
 
-        worker_port = free_port()
-        worker_env = {
-            **env,
-            "STREAM_APP_APP_ID": settings.app_id,
-            "STREAM_APP_DATA_DIR": str(work / "worker-state"),
-            "STREAM_APP_WEB_PORT": str(worker_port),
-            "STREAM_APP_WEB_HOST": "127.0.0.1",
-            "STREAM_APP_CANONICAL_URL": f"http://127.0.0.1:{worker_port}",
-        }
+        worker_env = harness.worker_env(
+            env,
+            work / "worker-state",
+            free_port(),
+            STREAM_APP_APP_ID=settings.app_id,
+            STREAM_APP_WEB_HOST="127.0.0.1",
+        )
         say("starting the worker")
-        worker = Child("worker", "stream_app", worker_env, work / "worker.log")
-        children.append(worker)
+        worker = Worker(worker_env, work / "worker.log")
+        children.append(worker.start(wait_ready=False))
 
         sched: list[tuple[tuple[float, float] | None, float]] = []  # (schedstat, monotonic) at first look
 
         def worker_progress() -> tuple[float | None, float | None]:
-            status, body = http_get(f"http://127.0.0.1:{worker_port}/metrics")
+            status, body = worker.get("/metrics")
             if status != 200:
                 return None, None
             done = metric_sum(body, "benefit_integrity_records_consumed_total")
             last = metric_max(body, "benefit_integrity_last_consumed_timestamp_seconds")
             if done and not sched:
-                sched.append((sched_seconds(worker.proc.pid), time.monotonic()))
+                sched.append((sched_seconds(worker.pid), time.monotonic()))
             return done, last
 
         events_per_s = poll_until_done(worker, plan.events, worker_progress, say)
-        busy = cpu_share(sched[0][0], sched_seconds(worker.proc.pid), time.monotonic() - sched[0][1])
+        busy = cpu_share(sched[0][0], sched_seconds(worker.pid), time.monotonic() - sched[0][1])
         say(f"worker: {events_per_s:.0f} records/s; {busy}")
 
-        changelogs = [changelog_topic(settings, table) for table in TABLES]
+        changelogs = [changelog_topic(settings.app_id, table.name) for table in TABLES]
         state_bytes, state_persons = asyncio.run(table_values(settings, changelogs))
         say(f"table values: {state_bytes} bytes over {state_persons} persons")
 
@@ -561,17 +495,17 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
         count = max(PROBE_EVERY * 20, int(offered * plan.latency_s))
         records = latency_feed(maker, count, PROBE_EVERY)
         say(f"latency: {count} records at {offered:.0f}/s, every {PROBE_EVERY}th a probe")
-        sched_before, own_before = sched_seconds(worker.proc.pid), time.process_time()
+        sched_before, own_before = sched_seconds(worker.pid), time.process_time()
         wall_before = time.monotonic()
         latencies = asyncio.run(latency(settings, records, offered, say))
         wall = time.monotonic() - wall_before
         say(
-            f"latency phase: the worker {cpu_share(sched_before, sched_seconds(worker.proc.pid), wall)}; "
+            f"latency phase: the worker {cpu_share(sched_before, sched_seconds(worker.pid), wall)}; "
             f"the bench itself used {(time.process_time() - own_before) / wall:.0%} of a core"
         )
         worker.check_alive()
-        rss = peak_rss_mb(worker.proc.pid)
-        worker.stop(60)
+        rss = peak_rss_mb(worker.pid)
+        worker.terminate(60)
         on_disk = sum(f.stat().st_size for f in (work / "worker-state").rglob("*") if f.is_file())
         say(f"the worker's data dir (RocksDB, logs included): {on_disk / 2**20:.1f} MiB")
         result = summary(
@@ -589,7 +523,7 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
         return result
     finally:
         for child in children:
-            child.stop()
-        if broker_proc is not None:
-            broker.stop(broker_proc)
+            child.terminate(30)
+        if local is not None:
+            local.stop()
         shutil.rmtree(work, ignore_errors=True)

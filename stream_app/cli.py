@@ -14,6 +14,7 @@ from typing import Any
 from stream_app import settings as settings_module
 from stream_app.replay import ERROR_CLASSES
 from stream_app.settings import SettingsError
+from stream_app.topology import OUTPUT_TOPICS
 
 
 def _broker(args: argparse.Namespace, settings: settings_module.Settings) -> int:
@@ -80,9 +81,7 @@ def _produce(args: argparse.Namespace, settings: settings_module.Settings) -> in
 def _tail(args: argparse.Namespace, settings: settings_module.Settings) -> int:
     from stream_app.tools import tail, write_json_line
 
-    names = [settings.topics.get(t, t) for t in args.topics] or [
-        settings.topic(t) for t in ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
-    ]
+    names = [settings.topics.get(t, t) for t in args.topics] or [settings.topic(t) for t in OUTPUT_TOPICS]
     try:
         for record in tail(settings, names, args.from_beginning):
             write_json_line(record)

@@ -7,33 +7,31 @@ the real topics, waits for exactly those outputs, and says whether all arrived.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.markup import escape
 
-from stream_app import broker
-from stream_app.admin import ensure_topics
+from stream_app import broker, harness
 from stream_app.demo_feed import stories
 from stream_app.processing import DictState, Processor
 from stream_app.records import encode
 from stream_app.security import kafka_python_config
 from stream_app.settings import Settings
 from stream_app.tools import producer
+from stream_app.topology import OUTPUT_TOPICS
 
-OUTPUT_TOPICS = ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
 ID_FIELDS = ("warning_id", "resume_id", "stop_id")  # a resume also names its stop_id
 
 
@@ -99,39 +97,25 @@ class Watcher:
         return True
 
 
-def _get_json(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (urllib.error.URLError, OSError, ValueError):
-        return 0, None
-
-
-def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval_s)
-    return True
-
-
 def run(settings: Settings, keep_data: bool = False) -> int:
     console = Console(highlight=False)
     host, port = settings.bootstrap_servers[0].rsplit(":", 1)
-    own_broker = None
+    local = None
     if broker.port_open(host, int(port)):
         console.print(f"using the broker already listening on {host}:{port}")
     else:
         console.print(f"starting the local broker (tansu, memory only) on {host}:{port}")
-        own_broker = broker.start(host, int(port), quiet=True)
+        local = harness.start_broker(host, int(port))
     data_dir = tempfile.mkdtemp(prefix="stream-app-demo-")
     log_path = os.path.join(data_dir, "worker.log")
-    worker = None
+    env = {
+        **os.environ,
+        "STREAM_APP_DATA_DIR": os.path.join(data_dir, "state"),
+        "STREAM_APP_WEB_PORT": str(settings.web_port),
+    }
+    worker = harness.Worker(env, Path(log_path))
     try:
-        ensure_topics(settings)
+        harness.ensure_topics(settings)
         names = [settings.topic(t) for t in OUTPUT_TOPICS]
         consumer = KafkaConsumer(enable_auto_commit=False, **kafka_python_config(settings))
         parts = [TopicPartition(n, p) for n in names for p in sorted(consumer.partitions_for_topic(n) or ())]
@@ -141,32 +125,23 @@ def run(settings: Settings, keep_data: bool = False) -> int:
             consumer.position(tp)  # fix the start now: only outputs of this run are shown
         watcher = Watcher(consumer, console)
 
-        env = {**os.environ, "STREAM_APP_DATA_DIR": os.path.join(data_dir, "state")}
         console.print(f"starting the worker (log: {log_path})")
-        with open(log_path, "wb") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "stream_app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        base = f"http://127.0.0.1:{settings.web_port}"
-        if not wait_until(lambda: worker.poll() is None and _get_json(base + "/readyz")[0] == 200, 180):
+        try:
+            worker.start(timeout_s=180)
+        except harness.HarnessError:
             console.print(f"[red]the worker did not become ready; see {log_path}[/]")
             return 1
         console.print("worker ready\n")
-        return _feed(settings, watcher, base, console)
+        return _feed(settings, watcher, worker, console)
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        if own_broker is not None:
-            broker.stop(own_broker)
+        worker.terminate()
+        if local is not None:
+            local.stop()
         if not keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _feed(settings: Settings, watcher: Watcher, base: str, console: Console) -> int:
+def _feed(settings: Settings, watcher: Watcher, worker: harness.Worker, console: Console) -> int:
     expected_proc = Processor(settings, DictState(), DictState())
     client = producer(settings)
     missing: list[str] = []
@@ -185,7 +160,9 @@ def _feed(settings: Settings, watcher: Watcher, base: str, console: Console) -> 
             if not idents and isinstance(value, dict) and logical == "SUBSIDY_ENROLLMENTS":
                 # Wait until the roll is in the worker's state, so that later records of
                 # other feeds meet it there (records of different topics are not ordered).
-                wait_until(lambda v=value: _enrolled(base, v), 30)
+                # At most 30 s: if it never is, the outputs below say what went wrong.
+                with contextlib.suppress(harness.HarnessError):
+                    harness.wait_until(functools.partial(_enrolled, worker, value), 30, "the enrollment", 0.2)
             if not watcher.wait_for(idents, 60):
                 missing.extend(sorted(idents - watcher.seen.keys()))
             expected_all |= idents
@@ -214,8 +191,8 @@ def stories_key(records: list[tuple[str, Any]]) -> str:
     return ""
 
 
-def _enrolled(base: str, value: dict[str, Any]) -> bool:
-    code, body = _get_json(f"{base}/persons/{value['person_id']}")
+def _enrolled(worker: harness.Worker, value: dict[str, Any]) -> bool:
+    code, body = worker.get(f"/persons/{value['person_id']}")
     if code != 200 or not body or not body.get("status"):
         return False
     return any(p["enrolled_by"] == value["event_id"] for p in body["status"]["programs"])

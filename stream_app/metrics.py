@@ -1,8 +1,19 @@
-"""Prometheus series of the worker. No label ever carries a person or household id."""
+"""Prometheus series of the worker, and the per-record bookkeeping that updates them.
+
+No label ever carries a person or household id.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from stream_app.processing import Outcome, Processed
+from stream_app.records import PaymentResume, PaymentStop
+
+log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
 # ``*_created`` series double the output and nobody alerts on them.
 disable_created_metrics()
@@ -126,3 +137,54 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        #: Event time of the newest record per input topic: a late record never moves the gauge back.
+        self.newest_event_s: dict[str, float] = {}
+
+    def observe(
+        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
+    ) -> None:
+        """Count a record done: consumed, its outcome, its outputs, its latency (from its Kafka
+        timestamp ``timestamp_s``). The caller (``Runtime.observe``) keeps an error here from
+        stopping the agent."""
+        self.consumed.labels(topic).inc()
+        self.last_consumed.labels(topic).set(time.time())
+        event_us = processed.event_time_us  # computed on access: read it once
+        if event_us is not None:
+            event_s = event_us / 1e6
+            if event_s > self.newest_event_s.get(topic, float("-inf")):
+                self.newest_event_s[topic] = event_s
+                self.last_event.labels(topic).set(event_s)
+        outcome = processed.outcome
+        if outcome is Outcome.DEAD_LETTER:
+            error_class = processed.error_class or "unknown"
+            self.dead_letters.labels(topic, error_class).inc()
+            log.info("dead letter %s[%d]@%d: %s", topic, partition, offset, error_class)
+            return
+        if outcome is Outcome.UNKNOWN_REVERSAL:
+            self.unknown_reversals.inc()
+        elif outcome is Outcome.IGNORED_WITHDRAWAL:
+            self.ignored_withdrawals.inc()
+        elif outcome is Outcome.DUPLICATE:
+            self.duplicates.labels(topic).inc()
+        for item in processed.emits:
+            value = item.value
+            if isinstance(value, PaymentStop):
+                self.stops.labels(value.reason, value.program).inc()
+                if value.overpaid_amount is not None:
+                    self.overpaid.labels(value.program).inc(float(value.overpaid_amount))
+            elif isinstance(value, PaymentResume):
+                self.resumes.labels(value.program).inc()
+            else:
+                self.warnings.labels(value.rule, getattr(value, "tier", "none")).inc()  # type: ignore[union-attr]
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "emitted %s to %s caused by %s[%d]@%d event_id=%s",
+                    type(value).__name__,
+                    item.topic,
+                    topic,
+                    partition,
+                    offset,
+                    processed.event_id,
+                )
+        if processed.emits and timestamp_s:
+            self.latency.labels(topic).observe(max(0.0, time.time() - timestamp_s))

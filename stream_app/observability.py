@@ -1,6 +1,6 @@
 """Engine-side metrics and logs: commits, rebalances, recovery, lag, table sizes.
 
-Domain counters are updated per record in ``Runtime.observe``; this module hooks
+Domain counters are updated per record in ``Metrics.observe``; this module hooks
 Faust's sensor interface and two timers for what only the engine knows.
 """
 

@@ -9,6 +9,8 @@ both give the same outputs with the same ids. Emitting (and the wall-clock
 from __future__ import annotations
 
 import base64
+from enum import StrEnum
+from typing import Any, Protocol
 
 from msgspec import Struct
 from msgspec.structs import replace
@@ -16,7 +18,6 @@ from msgspec.structs import replace
 from stream_app.records import (
     DeadLetter,
     DeathRegistration,
-    DisabilityRegistration,
     InputRecord,
     MedicalSettlement,
     Output,
@@ -24,25 +25,53 @@ from stream_app.records import (
     PaymentStop,
     Rejected,
     SelfPayWarning,
-    SubsidyEnrollment,
+    StatusRecord,
     decode,
 )
 from stream_app.rules import medical, post_death, status
 from stream_app.rules.common import start_of_day_cst, to_us
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
-from stream_app.settings import Settings
+from stream_app.settings import RuleParams, Settings
 from stream_app.state import DictState as DictState  # re-exported: tests and tools build on it
 from stream_app.state import StateAccess
+from stream_app.topology import INPUT_TOPICS, TOPIC
 
-#: Logical input topic -> the record its values decode to.
-INPUT_TYPES: dict[str, type[InputRecord]] = {
-    "MEDICAL_SETTLEMENTS": MedicalSettlement,
-    "DISABILITY_REGISTRATIONS": DisabilityRegistration,
-    "DEATH_REGISTRATIONS": DeathRegistration,
-    "SUBSIDY_ENROLLMENTS": SubsidyEnrollment,
-}
+#: Logical input topic -> the record its values decode to (declared in topology.py).
+INPUT_TYPES: dict[str, type[InputRecord]] = {logical: TOPIC[logical].value_type for logical in INPUT_TOPICS}
 STATUS_TOPICS = ("DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
+
+
+class Outcome(StrEnum):
+    """What a record did. The rules name it as text (they stay free of this module); the
+    processor reads that text into this type once, and the metrics read this type."""
+
+    # settlements (R1)
+    COUNTED = "counted"
+    REVERSED = "reversed"
+    DUPLICATE = "duplicate"  # redelivered: counted once (any input kind)
+    UNKNOWN_REVERSAL = "unknown_reversal"
+    OUTSIDE_WINDOW = "outside_window"
+    # deaths
+    DEATH_REGISTERED = "death_registered"
+    DEATH_ALREADY_IN_FORCE = "death_already_in_force"
+    DEATH_WITHDRAWN = "death_withdrawn"
+    IGNORED_WITHDRAWAL = "ignored_withdrawal"
+    # disability certifications
+    DISABILITY_CERTIFIED = "disability_certified"
+    DISABILITY_REVOKED = "disability_revoked"
+    DISABILITY_EXPIRED = "disability_expired"
+    # enrollments
+    ENROLLMENT_STARTED = "enrollment_started"
+    ENROLLMENT_UPDATED = "enrollment_updated"
+    ENROLLMENT_ENDED = "enrollment_ended"
+    ENDED_NOT_ACTIVE = "ended_not_active"
+    APPLIED = "applied"  # a rule's default (``rules.common.Step``)
+    DEAD_LETTER = "dead_letter"  # not processed: ``Processed.error_class`` says why
+
+
+#: A rule's outcome text -> the Outcome (a dict lookup: a third of the time of ``Outcome(text)``).
+_OUTCOMES: dict[str, Outcome] = {outcome.value: outcome for outcome in Outcome}
 
 
 class Emit(Struct, frozen=True):
@@ -58,9 +87,10 @@ class Processed(Struct, frozen=True):
     frozen dataclass.)"""
 
     emits: tuple[Emit, ...]
-    outcome: str  # what the record did: counted, duplicate, dead_letter:<class>, ...
+    outcome: Outcome
     event_id: str | None = None
     record: InputRecord | None = None  # the decoded record; None for a dead letter
+    error_class: str | None = None  # a dead letter's class (``DeadLetter.error_class``); else None
 
     @property
     def event_time_us(self) -> int | None:
@@ -142,16 +172,119 @@ def internal_dead_letter(
     return dead_letter(Rejected("internal", reason), topic, partition, offset, key, value, limit)
 
 
+def processing_failed(
+    exc: BaseException,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    limit: int,
+) -> Processed:
+    """What a record whose processing raised gives: an ``internal`` dead letter (the caller
+    drops the record's staged state writes)."""
+    letter = internal_dead_letter(exc, topic, partition, offset, key, value, limit)
+    return Processed((letter,), Outcome.DEAD_LETTER, error_class="internal")
+
+
 #: Outcomes whose unchanged state is written again. A worker killed after writing a
 #: record's state to its local store, but before the changelog had it, restarts with the
 #: record uncommitted: it comes back, the local state already holds it, and without this
 #: write the changelog would never get that change (a later rebuild from the changelog,
 #: on a new node or an empty data dir, would lose it).
-_REWRITE = frozenset({"duplicate"})
+_REWRITE = frozenset({Outcome.DUPLICATE})
+
+Handled = tuple[tuple[Output, ...], Outcome]
+
+
+class Handler(Protocol):
+    """One input kind's step: a decoded record in, its outputs and outcome out, state read and
+    written through the ``StateAccess``es the handler was built with."""
+
+    def __call__(self, rec: Any) -> Handled: ...
+
+
+class SettlementHandler:
+    """R1 and R8 on a settlement or reversal, and R4's settlement side."""
+
+    def __init__(
+        self,
+        params: RuleParams,
+        medical_state: StateAccess[MedicalState],
+        status_state: StateAccess[StatusState],
+    ) -> None:
+        self.params = params
+        self.medical_state = medical_state
+        self.status_state = status_state
+
+    def __call__(self, rec: MedicalSettlement) -> Handled:
+        person = rec.person_id
+        window = self.medical_state.get(person)
+        step = medical.step(window, rec, hardship_holder=False, params=self.params)
+        outcome = _OUTCOMES[step.outcome]
+        # Unchanged state is not written again, but for a record the state already holds:
+        # see ``_REWRITE``.
+        if step.state is not window or outcome in _REWRITE:
+            self.medical_state.put(person, step.state)
+        outputs = step.outputs
+        # The status state is read only for what needs it: R8's hardship flag on a warning,
+        # and R4 on a settlement placed in the window. A duplicate, a reversal or a bill
+        # outside the window without a warning never decodes it.
+        if not outputs and outcome is not Outcome.COUNTED:
+            return outputs, outcome
+        held = self.status_state.get(person)
+        if held is None:
+            return outputs, outcome
+        if outputs and held.hardship_holder:
+            # The rule is pure: asked again with the flag, it gives the same warning flagged.
+            outputs = medical.step(window, rec, hardship_holder=True, params=self.params).outputs
+        if outcome is Outcome.COUNTED and held.death is not None:
+            # R4, settlement side: the settlement just placed, against the death in force.
+            placed = [e for e in step.state.entries if e.event_id == rec.event_id]  # type: ignore[union-attr]
+            outputs += post_death.warnings(
+                person, placed, held.death, self.params, region_code=rec.region_code
+            )
+        return outputs, outcome
+
+
+class StatusHandler:
+    """R2, R3, R5, R6 and R9 on a death, disability or enrollment record, and R4's death side."""
+
+    def __init__(
+        self,
+        params: RuleParams,
+        status_state: StateAccess[StatusState],
+        medical_state: StateAccess[MedicalState],
+    ) -> None:
+        self.params = params
+        self.status_state = status_state
+        self.medical_state = medical_state
+
+    def __call__(self, rec: StatusRecord) -> Handled:
+        person = rec.person_id
+        current = self.status_state.get(person)
+        step = status.step(current, rec, params=self.params)
+        outcome = _OUTCOMES[step.outcome]
+        if step.state is not current or outcome in _REWRITE:
+            self.status_state.put(person, step.state)
+        outputs = step.outputs
+        if outcome is Outcome.DEATH_REGISTERED:
+            # R4, death side: the death now in force, against the settlements the window holds.
+            held_window = self.medical_state.get(person)
+            if held_window is not None:
+                outputs += post_death.warnings(
+                    person,
+                    held_window.entries,
+                    step.state.death,  # type: ignore[union-attr,arg-type]
+                    self.params,
+                    region_code=rec.region_code,
+                )
+        return outputs, outcome
 
 
 class Processor:
-    """The per-record path over two per-person states (medical, status)."""
+    """The per-record path: a shared decode and dead-letter step, then the handler of the
+    record's input kind, from a table keyed by logical topic (``register`` adds one)."""
 
     def __init__(
         self,
@@ -163,52 +296,29 @@ class Processor:
         self.params = settings.rules
         self.medical_state = medical_state
         self.status_state = status_state
-        self.logical = {name: logical for logical, name in settings.topics.items()}
+        self.handlers: dict[str, Handler] = {}
+        #: Kafka topic name -> (the record its values decode to, its handler): one lookup per record.
+        self._routes: dict[str, tuple[type[InputRecord], Handler]] = {}
+        self.register("MEDICAL_SETTLEMENTS", SettlementHandler(self.params, medical_state, status_state))
+        status_handler = StatusHandler(self.params, status_state, medical_state)
+        for logical in STATUS_TOPICS:
+            self.register(logical, status_handler)
+
+    def register(self, logical: str, handler: Handler) -> None:
+        """Handle the records of this topic (declared in topology.py) with ``handler``; their
+        values decode to the topic's value type first."""
+        self.handlers[logical] = handler
+        self._routes[self.settings.topic(logical)] = (TOPIC[logical].value_type, handler)
 
     def process(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> Processed:
-        logical = self.logical[topic]
-        rec = decode(INPUT_TYPES[logical], key, value, self.settings.max_record_bytes)
+        record_type, handler = self._routes[topic]
+        rec = decode(record_type, key, value, self.settings.max_record_bytes)
         if isinstance(rec, Rejected):
             letter = dead_letter(rec, topic, partition, offset, key, value, self.settings.max_record_bytes)
-            return Processed((letter,), f"dead_letter:{rec.error_class}")
-        person = rec.person_id
-        outputs: tuple[Output, ...]
-        if isinstance(rec, MedicalSettlement):
-            window = self.medical_state.get(person)
-            held = self.status_state.get(person)
-            medical_step = medical.step(
-                window, rec, hardship_holder=bool(held and held.hardship_holder), params=self.params
-            )
-            outputs, outcome = medical_step.outputs, medical_step.outcome
-            # Unchanged state is not written again, but for a record the state already holds:
-            # see ``_REWRITE``.
-            if medical_step.state is not window or outcome in _REWRITE:
-                self.medical_state.put(person, medical_step.state)
-            if outcome == "counted" and held is not None and held.death is not None:
-                # R4, settlement side: the settlement just placed, against the death in force.
-                placed = [e for e in medical_step.state.entries if e.event_id == rec.event_id]  # type: ignore[union-attr]
-                outputs += post_death.warnings(
-                    person, placed, held.death, self.params, region_code=rec.region_code
-                )
-        else:
-            current = self.status_state.get(person)
-            status_step = status.step(current, rec, params=self.params)
-            outputs, outcome = status_step.outputs, status_step.outcome
-            if status_step.state is not current or outcome in _REWRITE:
-                self.status_state.put(person, status_step.state)
-            if outcome == "death_registered":
-                # R4, death side: the death now in force, against the settlements the window holds.
-                held_window = self.medical_state.get(person)
-                if held_window is not None:
-                    outputs += post_death.warnings(
-                        person,
-                        held_window.entries,
-                        status_step.state.death,  # type: ignore[union-attr,arg-type]
-                        self.params,
-                        region_code=rec.region_code,
-                    )
+            return Processed((letter,), Outcome.DEAD_LETTER, error_class=rec.error_class)
+        outputs, outcome = handler(rec)
         return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, rec)
 
 

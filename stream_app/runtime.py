@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from stream_app.metrics import Metrics
-from stream_app.processing import INPUT_TYPES, Emit, Processed, Processor, internal_dead_letter, stamped
-from stream_app.records import PaymentResume, PaymentStop, encode
+from stream_app.processing import Emit, Processed, Processor, processing_failed, stamped
+from stream_app.records import encode
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.settings import Settings
 from stream_app.state import StagedState
+from stream_app.topology import INPUT_TOPICS
 
 log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
@@ -32,13 +32,12 @@ class Runtime:
     tables: dict[str, Any] = field(default_factory=dict)
     #: Next offset to consume per input (topic, partition), for the lag gauge.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    newest_event_s: dict[str, float] = field(default_factory=dict)
     #: Seconds between attempts while the broker does not acknowledge outputs.
     retry_backoff_s: tuple[float, float] = (0.5, 10.0)
 
     @property
     def input_topics(self) -> set[str]:
-        return {self.settings.topic(logical) for logical in INPUT_TYPES}
+        return {self.settings.topic(logical) for logical in INPUT_TOPICS}
 
     def process(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -58,8 +57,7 @@ class Runtime:
                 type(exc).__name__,
             )
             limit = self.settings.max_record_bytes
-            letter = internal_dead_letter(exc, topic, partition, offset, key, value, limit)
-            return Processed((letter,), "dead_letter:internal")
+            return processing_failed(exc, topic, partition, offset, key, value, limit)
 
     async def deliver(self, emits: tuple[Emit, ...]) -> None:
         """Send the outputs and wait until the broker has acknowledged every one of them.
@@ -101,54 +99,7 @@ class Runtime:
         """Metric bookkeeping for a record done. It never raises: a bug here must not stop the
         agent after the record's outputs and state are written but before it is acknowledged."""
         try:
-            self._observe(topic, partition, offset, timestamp_s, processed)
+            self.positions[(topic, partition)] = offset + 1
+            self.metrics.observe(topic, partition, offset, timestamp_s, processed)
         except Exception:
             log.exception("metric bookkeeping failed for %s[%d]@%d", topic, partition, offset)
-
-    def _observe(
-        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
-    ) -> None:
-        self.positions[(topic, partition)] = offset + 1
-        m = self.metrics
-        m.consumed.labels(topic).inc()
-        m.last_consumed.labels(topic).set(time.time())
-        event_us = processed.event_time_us  # computed on access: read it once
-        if event_us is not None:
-            event_s = event_us / 1e6
-            if event_s > self.newest_event_s.get(topic, float("-inf")):  # a late record never moves it back
-                self.newest_event_s[topic] = event_s
-                m.last_event.labels(topic).set(event_s)
-        outcome = processed.outcome
-        if outcome.startswith("dead_letter:"):
-            error_class = outcome.split(":", 1)[1]
-            m.dead_letters.labels(topic, error_class).inc()
-            log.info("dead letter %s[%d]@%d: %s", topic, partition, offset, error_class)
-            return
-        if outcome == "unknown_reversal":
-            m.unknown_reversals.inc()
-        elif outcome == "ignored_withdrawal":
-            m.ignored_withdrawals.inc()
-        elif outcome == "duplicate":
-            m.duplicates.labels(topic).inc()
-        for item in processed.emits:
-            value = item.value
-            if isinstance(value, PaymentStop):
-                m.stops.labels(value.reason, value.program).inc()
-                if value.overpaid_amount is not None:
-                    m.overpaid.labels(value.program).inc(float(value.overpaid_amount))
-            elif isinstance(value, PaymentResume):
-                m.resumes.labels(value.program).inc()
-            else:
-                m.warnings.labels(value.rule, getattr(value, "tier", "none")).inc()  # type: ignore[union-attr]
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "emitted %s to %s caused by %s[%d]@%d event_id=%s",
-                    type(value).__name__,
-                    item.topic,
-                    topic,
-                    partition,
-                    offset,
-                    processed.event_id,
-                )
-        if processed.emits and timestamp_s:
-            m.latency.labels(topic).observe(max(0.0, time.time() - timestamp_s))

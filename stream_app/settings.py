@@ -14,19 +14,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
-PREFIX = "STREAM_APP_"
+# Every topic is declared in topology.py; a Kafka name here is its default or
+# ``STREAM_APP_TOPIC_<NAME>``. (Re-exported: tests and the bench build their topic names from it.)
+from stream_app.topology import DEFAULT_TOPICS as DEFAULT_TOPICS
 
-#: Logical topic name -> default Kafka topic name. ``STREAM_APP_TOPIC_<NAME>`` overrides.
-DEFAULT_TOPICS: dict[str, str] = {
-    "MEDICAL_SETTLEMENTS": "medical.settlements.v1",
-    "DISABILITY_REGISTRATIONS": "disability.registrations.v1",
-    "DEATH_REGISTRATIONS": "death.registrations.v1",
-    "SUBSIDY_ENROLLMENTS": "subsidy.enrollments.v1",
-    "ASSISTANCE_WARNINGS": "assistance.warnings.v1",
-    "PAYMENT_STOPS": "payment.stops.v1",
-    "PAYMENT_RESUMES": "payment.resumes.v1",
-    "DEADLETTER": "deadletter.v1",
-}
+PREFIX = "STREAM_APP_"
 
 
 class SettingsError(ValueError):

@@ -9,11 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,102 +17,34 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from stream_app import broker
+from stream_app import harness
+from stream_app.harness import free_port as free_port  # re-exported: tests take ports from here
+from stream_app.harness import start_broker, topic_env, worker_env
+from stream_app.processing import DictState, Processor
 from stream_app.settings import DEFAULT_TOPICS, load
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def broker_address() -> Iterator[str]:
-    port = free_port()
-    proc = broker.start("127.0.0.1", port, quiet=True)  # waits (bounded) until it listens
-    yield f"127.0.0.1:{port}"
-    broker.stop(proc)
+    local = start_broker()  # a free port; listening (bounded wait) when it returns
+    yield local.address
+    local.stop()
 
 
-class Worker:
-    """A ``stream-app worker`` subprocess with its own data dir, web port and log."""
+class Worker(harness.Worker):
+    """A ``stream-app worker`` subprocess with its own data dir, web port and log, run from the
+    repository root (so ``module`` may be a test's own app, e.g. ``tests.integration.faulty_worker``)."""
 
     def __init__(self, env: dict[str, str], log_path: Path, module: str = "stream_app") -> None:
-        self.env = env
-        self.log_path = log_path
-        self.module = module  # run as ``python -m MODULE worker`` from the repository root
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def web(self) -> str:
-        return f"http://127.0.0.1:{self.env['STREAM_APP_WEB_PORT']}"
-
-    def start(self, wait_ready: bool = True) -> Worker:
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, "worker"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        log.close()
-        if wait_ready:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return self.get("/readyz")[0] == 200
-
-        try:
-            wait_until(ready, timeout, "the worker to be ready")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        request = urllib.request.Request(self.web + path, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
-                body = resp.read()
-                status = resp.status
-        except urllib.error.HTTPError as exc:
-            body, status = exc.read(), exc.code
-        except (urllib.error.URLError, OSError):
-            return 0, None
-        try:
-            return status, json.loads(body)
-        except ValueError:
-            return status, body.decode("utf-8", "replace")
+        super().__init__(env, log_path, module, cwd=ROOT)
 
     def metrics(self) -> str:
         status, body = self.get("/metrics")
         assert status == 200
         return body
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"worker did not stop within {timeout}s:\n{self.log_tail()}") from None
-        return self.proc.returncode
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 class Kafka:
@@ -177,7 +104,7 @@ def scenario(broker_address: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     tag = uuid.uuid4().hex[:8]
     topics = {logical: f"t{tag}.{name}" for logical, name in DEFAULT_TOPICS.items()}
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_APP_")}
-    env.update({f"STREAM_APP_TOPIC_{logical}": name for logical, name in topics.items()})
+    env.update(topic_env(topics))
     env.update(
         {
             "STREAM_APP_BROKER": f"kafka://{broker_address}",
@@ -194,14 +121,7 @@ def make_worker(scenario: dict[str, Any]) -> Iterator[Any]:
     workers: list[Worker] = []
 
     def make(data_dir: str = "state", module: str = "stream_app", **extra_env: str) -> Worker:
-        port = free_port()
-        env = {
-            **scenario["env"],
-            "STREAM_APP_DATA_DIR": str(scenario["tmp"] / data_dir),
-            "STREAM_APP_WEB_PORT": str(port),
-            "STREAM_APP_CANONICAL_URL": f"http://127.0.0.1:{port}",
-            **extra_env,
-        }
+        env = worker_env(scenario["env"], scenario["tmp"] / data_dir, free_port(), **extra_env)
         worker = Worker(env, scenario["tmp"] / f"worker-{len(workers)}.log", module)
         workers.append(worker)
         return worker
@@ -221,8 +141,6 @@ def kafka(scenario: dict[str, Any], make_worker: Any) -> Iterator[Kafka]:
 
 def expected_outputs(env: dict[str, str], sent: list[tuple[str, Any, Any]]) -> list[Any]:
     """What the contract's rules say these records give, by the same pure code (ids included)."""
-    from stream_app.processing import DictState, Processor
-
     settings = load(env)
     processor = Processor(settings, DictState(), DictState())
     outputs: list[Any] = []

@@ -27,12 +27,12 @@ from kafka import KafkaConsumer, TopicPartition
 from stream_app.processing import DictState, Processor
 from stream_app.records import encode
 from stream_app.settings import load
+from stream_app.topology import INPUT_TOPICS as INPUTS
+from stream_app.topology import OUTPUT_TOPICS as OUTPUTS
 from tests.builders import REGION, person
 from tests.integration.outputs import consumed_total
 from tests.waiting import wait_until
 
-OUTPUTS = ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
-INPUTS = ("MEDICAL_SETTLEMENTS", "DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
 Record = tuple[str, bytes | None, bytes]  # logical topic, key, value
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from stream_app.processing import INPUT_TYPES
+from stream_app.topology import INPUT_TOPICS, OUTPUT_TOPICS
 from tests.builders import (
     death_value,
     disability_value,
@@ -34,7 +34,6 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-OUTPUT_TOPICS = ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
 HOLDER, DOUBLE, DIES, REVOKED, SEVERE, BIG, CROWD = (person(700 + n) for n in range(7))
 
 
@@ -106,7 +105,7 @@ def read_inputs_as_kcat(address: str, topics: dict[str, str]) -> list[dict[str, 
     consumer = KafkaConsumer(bootstrap_servers=[address], enable_auto_commit=False)
     lines = []
     try:
-        for logical in INPUT_TYPES:
+        for logical in INPUT_TOPICS:
             topic = topics[logical]
             parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
             consumer.assign(parts)
