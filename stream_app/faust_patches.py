@@ -118,6 +118,35 @@ async def _buffer_flush(self: Any) -> None:
                 )
 
 
+# -- 3. A partition never committed is not rewound --------------------------------------
+#
+# Faust drops records it has fetched but not handed to the agent when flow stops or the
+# generation changes (a rebalance, a recovery), and relies on the seek to the committed
+# offsets that ends every recovery to fetch them again. aiokafka's ``seek_to_committed``
+# seeks only where an offset above 0 was committed: a partition whose records were never
+# committed (a new deployment, a feed that has been quiet, a worker killed before its
+# first commit) stays where the dropped fetch left it, and those records are never
+# processed. Found by the crash harness (seed 616421): a restarted worker began a
+# partition at offset 111 with nothing committed, and 108 records (their warnings and
+# stops) were lost; another run stalled with nothing committed and nothing left to read.
+# Such partitions are sent back to where the reset policy starts a new group.
+
+
+async def _seek_to_committed(self: Any) -> Any:
+    consumer = self._ensure_consumer()
+    committed = await self.call_thread(consumer.seek_to_committed)
+    acks_enabled_for = self.app.topics.acks_enabled_for  # the inputs; changelogs are Faust's own
+    fresh = [tp for tp, offset in committed.items() if not offset or offset < 0]
+    fresh = [tp for tp in fresh if acks_enabled_for(tp.topic)]
+    if fresh:
+        if self.app.conf.consumer_auto_offset_reset == "latest":
+            await self.call_thread(consumer.seek_to_end, *fresh)
+        else:
+            await self.call_thread(consumer.seek_to_beginning, *fresh)
+    return committed
+
+
+_original_seek_to_committed = faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed
 _original_buffer_put = faust_producer.ProducerBuffer.put
 _original_send_pending = faust_producer.ProducerBuffer._send_pending
 _original_buffer_flush = faust_producer.ProducerBuffer.flush
@@ -130,6 +159,7 @@ def install() -> None:
     faust_producer.ProducerBuffer.put = _buffer_put
     faust_producer.ProducerBuffer._send_pending = _buffer_send_pending
     faust_producer.ProducerBuffer.flush = _buffer_flush
+    faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
 
 
 def uninstall() -> None:
@@ -138,6 +168,7 @@ def uninstall() -> None:
     faust_producer.ProducerBuffer.put = _original_buffer_put
     faust_producer.ProducerBuffer._send_pending = _original_send_pending
     faust_producer.ProducerBuffer.flush = _original_buffer_flush
+    faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _original_seek_to_committed
 
 
 _original_resume = mode_queues.FlowControlEvent.resume

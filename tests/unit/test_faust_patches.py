@@ -125,3 +125,64 @@ def test_patches_are_pinned_to_the_checked_versions():
     assert {name: version(name) for name in faust_patches.PINNED} == faust_patches.PINNED, (
         "a pinned dependency changed: re-check each patch in stream_app/faust_patches.py against it"
     )
+
+
+# -- seek to committed: a partition never committed goes back to the start --------------
+
+
+class _FakeAIOKafkaConsumer:
+    """What the seek after a recovery meets: positions moved on by fetches Faust dropped."""
+
+    def __init__(self, committed: dict) -> None:
+        self.committed = committed
+        self.to_beginning: list = []
+
+    async def seek_to_committed(self) -> dict:
+        return self.committed  # aiokafka seeks only where an offset above 0 was committed
+
+    async def seek_to_beginning(self, *tps: object) -> None:
+        self.to_beginning.extend(tps)
+
+
+class _FakeConsumerThread:
+    def __init__(self, consumer: _FakeAIOKafkaConsumer, acked_topics: set[str]) -> None:
+        from types import SimpleNamespace
+
+        self.consumer = consumer
+        self.app = SimpleNamespace(
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: topic in acked_topics),
+            conf=SimpleNamespace(consumer_auto_offset_reset="earliest"),
+        )
+
+    def _ensure_consumer(self) -> _FakeAIOKafkaConsumer:
+        return self.consumer
+
+    async def call_thread(self, fun, *args):
+        return await fun(*args)
+
+
+def rewound(patched: bool) -> list:
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.types import TP
+
+    never, zero, done, changelog = TP("in", 0), TP("in", 1), TP("in", 2), TP("app-table-changelog", 0)
+    consumer = _FakeAIOKafkaConsumer({never: None, zero: 0, done: 42, changelog: None})
+    (faust_patches.install if patched else faust_patches.uninstall)()
+    try:
+        thread = _FakeConsumerThread(consumer, acked_topics={"in"})
+        committed = asyncio.run(AIOKafkaConsumerThread.seek_to_committed(thread))
+        assert committed == consumer.committed
+    finally:
+        faust_patches.install()
+    return consumer.to_beginning
+
+
+def test_inputs_never_committed_are_rewound_to_the_start():
+    from faust.types import TP
+
+    # Not the committed one, and not a changelog (its recovery keeps its own offsets).
+    assert rewound(patched=True) == [TP("in", 0), TP("in", 1)]
+
+
+def test_faust_as_released_leaves_them_where_dropped_fetches_left_them():
+    assert rewound(patched=False) == []
