@@ -1,0 +1,153 @@
+"""The rolling 365-day self-pay window: one pure function for a person (R1) and a household (R7).
+
+A window holds the settlements with ``settled_at`` in the 365 days ending at the newest
+``settled_at`` seen, sorted by (settled_us, event_id); reversed ones stay, flagged, so
+that a redelivered original is still recognised and counted once. Everything older is
+pruned, so state is proportional to recent bills.
+
+The rolling sum is kept in the state as entries come, go and are reversed (``sum_fen``),
+instead of being summed again over the window for every record. State written before it
+was kept has no ``sum_fen`` (msgpack arrays are one element shorter): it decodes to None
+and the sum is computed from the entries once, so running workers' tables stay readable.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+from datetime import date, timedelta
+from operator import attrgetter
+from typing import TypeVar
+
+from msgspec import Struct
+from msgspec.structs import replace
+
+from stream_app.rules.common import from_us
+
+WINDOW = timedelta(days=365)
+WINDOW_US = WINDOW // timedelta(microseconds=1)
+
+# Field getters: passes over a window run in C (map, bisect), not in Python loops.
+_EVENT_ID = attrgetter("event_id")
+_SETTLED_US = attrgetter("settled_us")
+_SELF_PAY_FEN = attrgetter("self_pay_fen")
+_REVERSED = attrgetter("reversed")
+
+
+class Entry(Struct, frozen=True, array_like=True, order=True):
+    """One settlement inside the window. Sorted by (settled_us, event_id)."""
+
+    settled_us: int
+    event_id: str
+    self_pay_fen: int
+    service_on: date
+    household_id: str | None = None
+    reversed: bool = False
+
+
+class Window(Struct, frozen=True, array_like=True):
+    """A window with its tiers; a person's and a household's state are both one."""
+
+    newest_us: int  # newest settled_at seen: the window ends here
+    newest_offset_s: int  # its UTC offset, so window dates read as the source wrote them
+    entries: tuple[Entry, ...] = ()
+    disarmed_fen: tuple[int, ...] = ()  # tiers reached and not yet fallen below
+    #: The rolling sum of the entries not reversed; None in state written before it was kept.
+    sum_fen: int | None = None
+
+    @property
+    def rolling_fen(self) -> int:
+        total = self.sum_fen
+        return counted_fen(self.entries) if total is None else total
+
+    @property
+    def window_start(self) -> date:
+        return from_us(self.newest_us - WINDOW_US, self.newest_offset_s).date()
+
+    @property
+    def window_end(self) -> date:
+        return from_us(self.newest_us, self.newest_offset_s).date()
+
+
+W = TypeVar("W", bound=Window)
+
+
+def counted_fen(entries: Iterable[Entry]) -> int:
+    """The sum of ``self_pay_fen`` over the entries not reversed."""
+    entries = tuple(entries)
+    total = sum(map(_SELF_PAY_FEN, entries))
+    if True in map(_REVERSED, entries):  # rare: a reversed settlement still in the window
+        total -= sum(e.self_pay_fen for e in entries if e.reversed)
+    return total
+
+
+def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) -> tuple[W | None, str]:
+    """Place a settlement in the window; say what it did (``counted``, ``duplicate``, ``outside_window``).
+
+    ``offset_s`` is the UTC offset of its ``settled_at``; ``state_type`` builds the first state.
+    The state is returned unchanged (the same object) when the settlement changes nothing.
+    """
+    at_us = entry.settled_us
+    if state is None:
+        return state_type(at_us, offset_s, (entry,), (), entry.self_pay_fen), "counted"
+    entries = state.entries
+    # A redelivery: the window holds every settlement that can still count, reversed or not.
+    if entry.event_id in map(_EVENT_ID, entries):
+        return state, "duplicate"
+    if at_us >= state.newest_us:
+        newest_us, newest_offset_s = at_us, offset_s
+    else:
+        newest_us, newest_offset_s = state.newest_us, state.newest_offset_s
+    floor_us = newest_us - WINDOW_US
+    if at_us <= floor_us:
+        return state, "outside_window"
+    total = state.rolling_fen + entry.self_pay_fen
+    # Prune the entries at or before the floor (the new one is after it) with one bisection,
+    # and subtract only what leaves, not the whole window again.
+    start = 0
+    if entries and entries[0].settled_us <= floor_us:
+        start = bisect_right(entries, floor_us, key=_SETTLED_US)
+        total -= counted_fen(entries[:start])
+    if not entries or entries[-1].settled_us < at_us:  # the usual case: the newest so far
+        window = (*entries[start:], entry)
+    else:  # a late settlement: where insort would put it
+        at = bisect_right(entries, entry, lo=start)
+        window = (*entries[start:at], entry, *entries[at:])
+    return state_type(newest_us, newest_offset_s, window, state.disarmed_fen, total), "counted"
+
+
+def reverse(state: W | None, reverses: str) -> tuple[W | None, str]:
+    """Flag the settlement ``reverses`` as reversed (it no longer counts); the window does not move.
+
+    Outcomes ``reversed``, ``duplicate`` (already reversed), ``unknown_reversal`` (not held).
+    """
+    entries = state.entries if state is not None else ()
+    try:
+        i = list(map(_EVENT_ID, entries)).index(reverses)
+    except ValueError:
+        return state, "unknown_reversal"
+    entry = entries[i]
+    if entry.reversed:
+        return state, "duplicate"
+    reversed_entries = (*entries[:i], replace(entry, reversed=True), *entries[i + 1 :])
+    total = state.rolling_fen - entry.self_pay_fen  # type: ignore[union-attr]
+    return replace(state, entries=reversed_entries, sum_fen=total), "reversed"  # type: ignore[type-var]
+
+
+def fire(
+    rolling_fen: int, disarmed_fen: tuple[int, ...], tiers_fen: tuple[int, ...]
+) -> tuple[tuple[int, ...], int | None]:
+    """Tiers above the sum re-arm first; then armed tiers at or below it fire.
+
+    Returns the tiers now disarmed (sorted) and the highest tier fired (None: no warning).
+    """
+    if not disarmed_fen and (not tiers_fen or rolling_fen < min(tiers_fen)):
+        return (), None  # the usual case: below every tier, none disarmed
+    still_disarmed = {t for t in disarmed_fen if t <= rolling_fen and t in tiers_fen}
+    fired = [t for t in tiers_fen if t <= rolling_fen and t not in still_disarmed]
+    return tuple(sorted(still_disarmed.union(fired))), max(fired) if fired else None
+
+
+def counted_entries(state: Window) -> tuple[Entry, ...]:
+    """The entries that count (not reversed), in window order: a warning's evidence."""
+    return tuple(e for e in state.entries if not e.reversed)
