@@ -148,6 +148,9 @@ def fire(
     return tuple(sorted(still_disarmed.union(fired))), max(fired) if fired else None
 
 
-def counted_entries(state: Window) -> tuple[Entry, ...]:
-    """The entries that count (not reversed), in window order: a warning's evidence."""
-    return tuple(e for e in state.entries if not e.reversed)
+def find(state: Window | None, event_id: str) -> Entry | None:
+    """The window's entry of a settlement, reversed or not; None when the window does not hold it."""
+    for entry in state.entries if state is not None else ():
+        if entry.event_id == event_id:
+            return entry
+    return None
