@@ -209,8 +209,6 @@ def read_lines(
     for number, line in enumerate(lines, 1):
         if number % _PROGRESS_STEP == 0:
             tick(number)
-        if not line.strip():
-            continue
         try:
             try:
                 rec: Any = decode_text_line(line)
@@ -220,6 +218,8 @@ def read_lines(
                 value = _value(rec.payload)
             key = rec.key.encode("utf-8") if rec.key is not None else None
         except (msgspec.DecodeError, UnicodeEncodeError):
+            if not line.strip():  # a blank line (checked only here: it never decodes)
+                continue
             stats.unparseable += 1
             if len(stats.unparseable_at) < 3:
                 stats.unparseable_at.append(f"{name}:{number}")
@@ -305,8 +305,12 @@ class _UndoableState(DictState[S]):
         self.undo = undo
 
     def put(self, key: str, state: S | None) -> None:
-        self.undo.append((self, key, self.data.get(key)))
-        super().put(key, state)
+        data = self.data
+        self.undo.append((self, key, data.get(key)))
+        if state is None:  # DictState.put, inlined: once for most records
+            data.pop(key, None)
+        else:
+            data[key] = state
 
 
 def _rollback(undo: list[tuple[DictState[Any], str, Any]]) -> None:

@@ -10,9 +10,9 @@ from decimal import ROUND_FLOOR, Decimal
 
 from msgspec.structs import replace
 
-from stream_app.records import MedicalSettlement, SelfPayWarning, fen, money
+from stream_app.records import MedicalSettlement, SelfPayWarning, money
 from stream_app.rules import window
-from stream_app.rules.common import Step, output_id, to_us
+from stream_app.rules.common import EPOCH, US, Step, output_id
 from stream_app.rules.window import WINDOW, WINDOW_US, Entry
 from stream_app.settings import AssistanceStandard, RuleParams
 
@@ -31,22 +31,6 @@ def suggested_fen(rolling_fen: int, standard: AssistanceStandard) -> int:
     return min(standard.cap_fen, int((standard.rate * over).to_integral_value(ROUND_FLOOR)))
 
 
-def entry_of(rec: MedicalSettlement) -> Entry:
-    """The window entry of a settlement (not a reversal)."""
-    return Entry(
-        to_us(rec.settled_at),
-        rec.event_id,
-        fen(rec.self_pay),  # type: ignore[arg-type]
-        rec.service_on or rec.settled_at.date(),
-        rec.household_id,
-    )
-
-
-def _offset_s(rec: MedicalSettlement) -> int:
-    offset = rec.settled_at.utcoffset()
-    return offset.days * 86400 + offset.seconds  # type: ignore[union-attr]  # decode requires an offset
-
-
 def step(
     state: MedicalState | None,
     rec: MedicalSettlement,
@@ -58,11 +42,24 @@ def step(
     if rec.kind == "reversal":
         new, outcome = window.reverse(state, rec.reverses)  # type: ignore[arg-type]
     else:
-        new, outcome = window.settle(state, entry_of(rec), _offset_s(rec), MedicalState)
+        # Inline (four records in five are settlements): the entry, its time in exact microseconds.
+        at = rec.settled_at
+        offset = at.utcoffset()  # decode requires one
+        entry = Entry(
+            (at - EPOCH) // US,
+            rec.event_id,
+            int(rec.self_pay * 100),  # type: ignore[operator]  # validated to whole fen
+            rec.service_on or at.date(),
+            rec.household_id,
+        )
+        new, outcome = window.settle(state, entry, offset.days * 86400 + offset.seconds, MedicalState)  # type: ignore[union-attr]
     if new is None or new is state:
         return Step(state, (), outcome)
-    rolling = new.rolling_fen
-    disarmed, tier = window.fire(rolling, new.disarmed_fen, params.medical_tiers_fen)
+    rolling: int = new.sum_fen  # type: ignore[assignment]  # settle and reverse keep it
+    tiers = params.medical_tiers_fen
+    if not new.disarmed_fen and (not tiers or rolling < min(tiers)):
+        return Step(new, (), outcome)  # the usual case: below every tier, none disarmed (see window.fire)
+    disarmed, tier = window.fire(rolling, new.disarmed_fen, tiers)
     if disarmed != new.disarmed_fen:
         new = replace(new, disarmed_fen=disarmed)
     if tier is None:

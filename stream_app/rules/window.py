@@ -101,7 +101,10 @@ def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) ->
     floor_us = newest_us - WINDOW_US
     if at_us <= floor_us:
         return state, "outside_window"
-    total = state.rolling_fen + entry.self_pay_fen
+    total = state.sum_fen
+    if total is None:  # state written before the sum was kept
+        total = counted_fen(entries)
+    total += entry.self_pay_fen
     # Prune the entries at or before the floor (the new one is after it) with one bisection,
     # and subtract only what leaves, not the whole window again.
     start = 0
