@@ -5,10 +5,12 @@ A window holds the settlements with ``settled_at`` in the 365 days ending at the
 that a redelivered original is still recognised and counted once. Everything older is
 pruned, so state is proportional to recent bills.
 
-The rolling sum is kept in the state as entries come, go and are reversed (``sum_fen``),
-instead of being summed again over the window for every record. State written before it
-was kept has no ``sum_fen`` (msgpack arrays are one element shorter): it decodes to None
-and the sum is computed from the entries once, so running workers' tables stay readable.
+Two things are kept in the state so that a record does not pass over the whole window: the
+rolling sum (``sum_fen``), updated as entries come, go and are reversed, and a duplicate
+index (``id_digests``, 4 bytes per entry). State written before they were kept is a shorter
+msgpack array: it decodes with None for them, and the first record recomputes them from the
+entries, so running workers' tables stay readable (and older workers ignore the extra
+trailing elements).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from operator import attrgetter
 from typing import TypeVar
+from zlib import crc32
 
 from msgspec import Struct
 from msgspec.structs import replace
@@ -54,6 +57,10 @@ class Window(Struct, frozen=True, array_like=True):
     disarmed_fen: tuple[int, ...] = ()  # tiers reached and not yet fallen below
     #: The rolling sum of the entries not reversed; None in state written before it was kept.
     sum_fen: int | None = None
+    #: A duplicate index: 4 bytes per entry, in entry order, the CRC-32 of its event_id; None
+    #: in state written before it was kept. Found in one ``bytes.find`` instead of comparing
+    #: every entry's event_id (cold in memory for a person last seen many records ago).
+    id_digests: bytes | None = None
 
     @property
     def rolling_fen(self) -> int:
@@ -81,6 +88,26 @@ def counted_fen(entries: Iterable[Entry]) -> int:
     return total
 
 
+def digest(event_id: str) -> bytes:
+    """An event_id's 4 bytes in ``Window.id_digests`` (CRC-32: the same in every process)."""
+    return crc32(event_id.encode("utf-8", "surrogatepass")).to_bytes(4, "little")
+
+
+def digests(entries: Iterable[Entry]) -> bytes:
+    """``Window.id_digests`` of these entries."""
+    return b"".join(digest(e.event_id) for e in entries)
+
+
+def _holds(entries: tuple[Entry, ...], index: bytes, event_id: str, mark: bytes) -> bool:
+    """Whether an entry has this event_id: its digest at an entry's place, then the id itself."""
+    at = index.find(mark)
+    while at != -1:
+        if not at & 3 and entries[at >> 2].event_id == event_id:
+            return True
+        at = index.find(mark, at + 1)  # another id with the same digest, or a match across two
+    return False
+
+
 def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) -> tuple[W | None, str]:
     """Place a settlement in the window; say what it did (``counted``, ``duplicate``, ``outside_window``).
 
@@ -88,11 +115,15 @@ def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) ->
     The state is returned unchanged (the same object) when the settlement changes nothing.
     """
     at_us = entry.settled_us
+    mark = digest(entry.event_id)
     if state is None:
-        return state_type(at_us, offset_s, (entry,), (), entry.self_pay_fen), "counted"
+        return state_type(at_us, offset_s, (entry,), (), entry.self_pay_fen, mark), "counted"
     entries = state.entries
+    index = state.id_digests
+    if index is None:  # state written before the index was kept
+        index = digests(entries)
     # A redelivery: the window holds every settlement that can still count, reversed or not.
-    if entry.event_id in map(_EVENT_ID, entries):
+    if _holds(entries, index, entry.event_id, mark):
         return state, "duplicate"
     if at_us >= state.newest_us:
         newest_us, newest_offset_s = at_us, offset_s
@@ -113,10 +144,12 @@ def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) ->
         total -= counted_fen(entries[:start])
     if not entries or entries[-1].settled_us < at_us:  # the usual case: the newest so far
         window = (*entries[start:], entry)
+        index = index[start * 4 :] + mark
     else:  # a late settlement: where insort would put it
         at = bisect_right(entries, entry, lo=start)
         window = (*entries[start:at], entry, *entries[at:])
-    return state_type(newest_us, newest_offset_s, window, state.disarmed_fen, total), "counted"
+        index = index[start * 4 : at * 4] + mark + index[at * 4 :]
+    return state_type(newest_us, newest_offset_s, window, state.disarmed_fen, total, index), "counted"
 
 
 def reverse(state: W | None, reverses: str) -> tuple[W | None, str]:

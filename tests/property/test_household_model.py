@@ -76,6 +76,7 @@ def test_household_rule_matches_the_model_for_any_split_across_members(feed):
     assert (state.rolling_fen if state else 0) == expected_sum
     if state is not None:
         assert state.sum_fen == window.counted_fen(state.entries)
+        assert state.id_digests == window.digests(state.entries)
         assert all(e.settled_us > state.newest_us - window.WINDOW_US for e in state.entries)
     by_event = {r.event_id: r for r in rekeyed_records}
     for w in warnings:

@@ -1,4 +1,5 @@
-"""The shared rolling window: state written by older workers still reads, and gives the same results."""
+"""The shared rolling window: state written by older workers still reads and gives the same results;
+the kept sum and the duplicate index follow the entries."""
 
 from __future__ import annotations
 
@@ -76,17 +77,19 @@ def test_window_state_written_before_the_kept_sum_decodes_and_gives_the_same_res
     table = {P: raw}
     decoded = TableState(table, medical.MedicalState).get(P)
     assert decoded.sum_fen is None and decoded.rolling_fen == state.rolling_fen == 3_100_000
+    assert decoded.id_digests is None
     assert (decoded.entries, decoded.disarmed_fen) == (state.entries, state.disarmed_fen)
     from_old, outputs_from_old = run(decoded, LATER)
     from_new, outputs_from_new = run(state, LATER)
     assert outputs_from_old == outputs_from_new and len(outputs_from_new) == 2
     assert from_old == from_new and from_new.sum_fen == window.counted_fen(from_new.entries)
+    assert from_new.id_digests == window.digests(from_new.entries)
 
 
 def test_window_state_with_the_kept_sum_still_reads_as_the_old_shape():
     # A worker rolled back to the previous release reads the new bytes (the sum is ignored).
     state, _ = run(None, HISTORY)
-    assert len(msgspec.msgpack.decode(msgspec.msgpack.encode(state))) == 5
+    assert len(msgspec.msgpack.decode(msgspec.msgpack.encode(state))) == 6
     old = msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=OldMedicalState)
     assert old_bytes(state) == msgspec.msgpack.encode(old)
 
@@ -104,3 +107,15 @@ def test_window_find_returns_the_entry_reversed_or_not():
     state, _ = run(None, HISTORY)
     assert window.find(state, "s3").reversed and window.find(state, "s1").household_id == "HH-1"
     assert window.find(state, "nope") is None and window.find(None, "s1") is None
+
+
+def test_window_duplicate_index_tells_ids_with_the_same_digest_apart():
+    # Two event_ids with the same CRC-32: the second is a new settlement, not a redelivery.
+    assert window.digest("YB-29685295") == window.digest("YB-32060020")
+    first = settlement("YB-29685295", P, "2017-01-20T09:30:00+08:00", "100")
+    other = settlement("YB-32060020", P, "2017-01-21T09:30:00+08:00", "200")
+    state, _ = run(None, [first, other])
+    assert [e.event_id for e in state.entries] == ["YB-29685295", "YB-32060020"]
+    assert state.rolling_fen == 30_000
+    again = medical.step(state, other, hardship_holder=False, params=PARAMS)
+    assert again.outcome == "duplicate" and again.state is state
