@@ -31,7 +31,6 @@ WINDOW = timedelta(days=365)
 WINDOW_US = WINDOW // timedelta(microseconds=1)
 
 # Field getters: passes over a window run in C (map, bisect), not in Python loops.
-_EVENT_ID = attrgetter("event_id")
 _SETTLED_US = attrgetter("settled_us")
 _SELF_PAY_FEN = attrgetter("self_pay_fen")
 _REVERSED = attrgetter("reversed")
@@ -98,14 +97,15 @@ def digests(entries: Iterable[Entry]) -> bytes:
     return b"".join(digest(e.event_id) for e in entries)
 
 
-def _holds(entries: tuple[Entry, ...], index: bytes, event_id: str, mark: bytes) -> bool:
-    """Whether an entry has this event_id: its digest at an entry's place, then the id itself."""
+def _position(entries: tuple[Entry, ...], index: bytes, event_id: str, mark: bytes) -> int:
+    """The place of the entry with this event_id (-1: none): its digest ``mark`` at an entry's
+    place in ``index``, then the id itself."""
     at = index.find(mark)
     while at != -1:
         if not at & 3 and entries[at >> 2].event_id == event_id:
-            return True
+            return at >> 2
         at = index.find(mark, at + 1)  # another id with the same digest, or a match across two
-    return False
+    return -1
 
 
 def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) -> tuple[W | None, str]:
@@ -123,7 +123,7 @@ def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) ->
     if index is None:  # state written before the index was kept
         index = digests(entries)
     # A redelivery: the window holds every settlement that can still count, reversed or not.
-    if _holds(entries, index, entry.event_id, mark):
+    if _position(entries, index, entry.event_id, mark) != -1:
         return state, "duplicate"
     if at_us >= state.newest_us:
         newest_us, newest_offset_s = at_us, offset_s
@@ -157,17 +157,21 @@ def reverse(state: W | None, reverses: str) -> tuple[W | None, str]:
 
     Outcomes ``reversed``, ``duplicate`` (already reversed), ``unknown_reversal`` (not held).
     """
-    entries = state.entries if state is not None else ()
-    try:
-        i = list(map(_EVENT_ID, entries)).index(reverses)
-    except ValueError:
+    if state is None:
+        return state, "unknown_reversal"
+    entries = state.entries
+    index = state.id_digests
+    if index is None:  # state written before the index was kept
+        index = digests(entries)
+    i = _position(entries, index, reverses, digest(reverses))
+    if i == -1:
         return state, "unknown_reversal"
     entry = entries[i]
     if entry.reversed:
         return state, "duplicate"
     reversed_entries = (*entries[:i], replace(entry, reversed=True), *entries[i + 1 :])
     total = state.rolling_fen - entry.self_pay_fen  # type: ignore[union-attr]
-    return replace(state, entries=reversed_entries, sum_fen=total), "reversed"  # type: ignore[type-var]
+    return replace(state, entries=reversed_entries, sum_fen=total, id_digests=index), "reversed"  # type: ignore[type-var]
 
 
 def fire(
