@@ -280,7 +280,6 @@ def _ids_ok(wire: Any) -> bool:
     )
 
 
-#: Each wire struct's patterned fields, and the check that stands for their patterns.
 def _settlement_ok(w: Any) -> bool:
     """``_ids_ok`` and the settled_at pattern, in one call (four records in five are settlements)."""
     p, r = w.person_id, w.region_code
@@ -296,6 +295,7 @@ def _settlement_ok(w: Any) -> bool:
     )
 
 
+#: Each wire struct's patterned fields, and the check that stands for their patterns.
 _LEAN_CHECKS = {
     _SettlementIn: (("person_id", "region_code", "settled_at"), _settlement_ok),
     _DisabilityIn: (("person_id", "region_code"), _ids_ok),

@@ -1,7 +1,7 @@
 """R1 MEDICAL_SELF_PAY (with R8's suggested amount): the rolling 365-day self-pay per person.
 
-The window (settlements inside it, reversed ones flagged, the rolling sum kept as they
-come and go) is ``stream_app.rules.window``, shared with the household rule (R7).
+The window (settlements inside it, reversed ones flagged, the rolling sum and a duplicate
+index kept as they come and go) is ``stream_app.rules.window``, shared with R7 (households).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ __all__ = ["RULE", "WINDOW", "WINDOW_US", "Entry", "MedicalState", "step", "sugg
 
 
 class MedicalState(window.Window, frozen=True, array_like=True):
-    """A person's window: ``[newest_us, newest_offset_s, entries, disarmed_fen, sum_fen]`` in msgpack."""
+    """A person's window. In msgpack: ``[newest_us, newest_offset_s, entries, disarmed_fen,
+    sum_fen, id_digests]`` (the last two absent in state written before they were kept)."""
 
 
 def suggested_fen(rolling_fen: int, standard: AssistanceStandard) -> int:
