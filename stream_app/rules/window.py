@@ -170,8 +170,8 @@ def reverse(state: W | None, reverses: str) -> tuple[W | None, str]:
     if entry.reversed:
         return state, "duplicate"
     reversed_entries = (*entries[:i], replace(entry, reversed=True), *entries[i + 1 :])
-    total = state.rolling_fen - entry.self_pay_fen  # type: ignore[union-attr]
-    return replace(state, entries=reversed_entries, sum_fen=total, id_digests=index), "reversed"  # type: ignore[type-var]
+    total = state.rolling_fen - entry.self_pay_fen
+    return replace(state, entries=reversed_entries, sum_fen=total, id_digests=index), "reversed"
 
 
 def fire(

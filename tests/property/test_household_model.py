@@ -20,7 +20,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app.records import MedicalSettlement
+from stream_app.records import MedicalSettlement, SelfPayWarning
 from stream_app.rules import household, window
 from stream_app.settings import RuleParams
 from tests.builders import person
@@ -42,11 +42,14 @@ def _fields(rec: MedicalSettlement) -> dict:
 
 
 def run(records: list[household.HouseholdSettlement]):
-    state, warnings = None, []
+    state: household.HouseholdState | None = None
+    warnings: list[SelfPayWarning] = []
     for rec in records:
         result = household.step(state, rec, params=PARAMS)
         state = result.state
-        warnings.extend(result.outputs)
+        for w in result.outputs:
+            assert isinstance(w, SelfPayWarning)  # the household rule emits nothing else
+            warnings.append(w)
     return state, warnings
 
 
