@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
+from pathlib import Path
 
-from stream_app.processing import _route
-from stream_app.records import SelfPayWarning
+from jsonschema import Draft202012Validator, FormatChecker
+
+from stream_app.processing import _route, stamped
+from stream_app.records import SelfPayWarning, encode
 from stream_app.rules import household, medical, window
 from stream_app.rules.common import output_id
 from stream_app.settings import RuleParams
@@ -184,3 +188,22 @@ def test_household_and_person_windows_are_the_same_function():
         ]
         hh_warnings += [(w.caused_by, w.tier, w.rolling_self_pay, w.window_start) for w in hh_step.outputs]
     assert person_warnings == hh_warnings and len(hh_warnings) == 2
+
+
+def test_household_self_pay_warning_as_sent_is_valid_against_the_published_schema():
+    _, outputs, _ = run(
+        [
+            bill("yb-1", WIFE, "2017-01-20T09:30:00+08:00", "12000", hardship=True),
+            bill("yb-2", CHILD, "2017-03-02T10:00:00+08:00", "40000"),
+        ]
+    )
+    schema = json.loads((Path(__file__).parents[2] / "schemas" / "assistance.warnings.v1.json").read_text())
+    sent = json.loads(encode(stamped(outputs[0], "2017-03-02T02:00:01.000+00:00")))
+    Draft202012Validator(schema, format_checker=FormatChecker()).validate(sent)
+    assert (sent["rule"], sent["household_id"], sent["tier"], sent["hardship_holder"]) == (
+        "HOUSEHOLD_SELF_PAY",
+        HH,
+        "50000.00",
+        True,
+    )
+    assert sent["members"] == sorted((WIFE, CHILD))
