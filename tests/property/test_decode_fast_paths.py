@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 from unittest.mock import patch
 
@@ -130,3 +131,34 @@ def test_lean_parse_decodes_exactly_as_the_strict_decoder(case):
 def test_output_id_is_uuid5_of_the_joined_parts(parts):
     expected = str(uuid.uuid5(common._ID_NAMESPACE, "|".join(parts)))
     assert common.output_id(*parts) == expected
+
+
+def general_datetime(text: str):
+    """The datetime as the general path reads it: upper-cased, a leap second as the next second."""
+    leap = text[17:19] == "60"
+    text = text.upper()
+    try:
+        moment = datetime.fromisoformat(text[:17] + "59" + text[19:] if leap else text)
+    except ValueError:
+        return ("bad", f"{text!r}")
+    return ("ok", moment + timedelta(seconds=1) if leap else moment, moment.utcoffset())
+
+
+def datetime_outcome(text: str):
+    try:
+        moment = records._datetime(text, "settled_at")
+    except _Bad as bad:
+        return ("bad", bad.rejected.error.split(" is not")[0].removeprefix("field `settled_at`: "))
+    return ("ok", moment, moment.utcoffset())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.from_regex(
+        r"\A[0-9]{4}-(0[0-9]|1[0-3])-[0-3][0-9][Tt]([01][0-9]|2[0-5]):[0-6][0-9]:[0-6][0-9](\.[0-9]{1,9})?"
+        r"([Zz]|[+-][0-2][0-9]:[0-6][0-9])\Z"
+    )
+)
+def test_datetime_fast_path_equals_the_general_path(text):
+    # Every text here matches the decoder's settled_at pattern (bad days and hours included).
+    assert datetime_outcome(text) == general_datetime(text)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from stream_app.records import MedicalSettlement
 from stream_app.rules import medical
+from stream_app.rules.window import counted_fen, digests
 from stream_app.settings import RuleParams
 from stream_app.state import TableState
 from tests.builders import person
@@ -138,6 +139,9 @@ def test_medical_state_holds_only_the_window(records):
     if state is not None:
         assert all(e.settled_us > state.newest_us - medical.WINDOW_US for e in state.entries)
         assert len({e.event_id for e in state.entries}) == len(state.entries)
+        # The kept sum is the sum over the window, whatever came and went.
+        assert state.sum_fen == counted_fen(state.entries)
+        assert state.id_digests == digests(state.entries)
 
 
 @settings(max_examples=100, deadline=None)
