@@ -59,8 +59,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
     medical_table, status_table = table("person_medical"), table("person_status")
-    medical_state = StagedState(TableState(medical_table, MedicalState))
-    status_state = StagedState(TableState(status_table, StatusState))
+    # Staged writes are flushed after their batch, each in the scope of the event that
+    # wrote it: Faust takes the table partition (RocksDB and changelog) from that event.
+    scope = faust_patches.EventScope()
+    medical_state = StagedState(TableState(medical_table, MedicalState), scope)
+    status_state = StagedState(TableState(status_table, StatusState), scope)
     runtime = Runtime(
         settings=settings,
         processor=Processor(settings, medical_state, status_state),

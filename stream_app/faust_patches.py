@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
+from faust import streams as faust_streams
+from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import EventT
+from mode import services as mode_services
 from mode.utils import queues as mode_queues
 
 log = logging.getLogger("stream_app.faust_patches")
@@ -124,12 +129,147 @@ _original_buffer_flush = faust_producer.ProducerBuffer.flush
 _buffer_send_pending = _counting(_original_send_pending)
 
 
+# -- 3. The consumer's hand-off: one task per record for records that never wait -------
+#
+# ``Consumer._drain_messages`` hands each fetched record to the streams through
+# ``Service.wait_first(callback(message), suspend_flow.wait())``, so that a flow
+# suspension (a rebalance) can interrupt a hand-off that waits (a full stream queue).
+# ``wait_first`` wraps every argument in a task (four per record, with ``stopped`` and
+# ``crashed``) and waits a turn of the event loop: ~90 us a record measured, and, worse
+# for batches, the streams then see one record per turn of the loop, never a backlog.
+# Almost always the hand-off does not wait: it puts the event in the stream's queue. So
+# the coroutine is first run by itself; if it finishes without waiting, that is the
+# result ``wait_first`` would have given (the other arguments are then never awaited);
+# if it has to wait, it goes on from where it stopped, raced against the others as before.
+
+
+class _Resumed:
+    """A coroutine already stepped once, awaited from where it stopped: what ``await`` (PEP 380
+    delegation) does from the second step on, values and exceptions passed through."""
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self.coro, self.yielded = coro, yielded
+
+    def __await__(self) -> Any:
+        coro, value = self.coro, self.yielded
+        while True:
+            try:
+                sent = yield value  # the future it waits on, to the task that runs us
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancellation thrown in by the task: into the coroutine
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+    first = coros[0] if coros else None
+    if not asyncio.iscoroutine(first) or self._stopped.is_set() or self._crashed.is_set():
+        return await _original_wait_first(self, *coros, timeout=timeout)
+    try:
+        yielded = first.send(None)
+    except StopIteration as done:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()  # never started: nothing to undo
+        return mode_services.WaitResults([first], [done.value], False)
+    except BaseException:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()
+        raise
+    resumed = _Resumed(first, yielded)
+    results = await _original_wait_first(self, resumed, *coros[1:], timeout=timeout)
+    return results._replace(done=[first if c is resumed else c for c in results.done])
+
+
+_original_wait_first = faust_consumer.Consumer.wait_first
+
+
+# -- 4. The hand-off of a batch: events already buffered, and table writes after them ----
+#
+# Not patches: two small pieces of Faust's stream iterator, reused by the batched agent
+# (``agents/persons.py``). Both follow faust 0.15.3's ``_CStreamIterator`` (the compiled
+# iterator the worker runs) and ``faust/tables/base.py``.
+
+
+def take_buffered(stream: Any, limit: int) -> list[Any]:
+    """Up to ``limit`` events that already wait in ``stream``'s queue, never waiting for one.
+
+    Each is tracked as unacknowledged, the sensors told and its generation checked exactly
+    as the stream's own iterator does before it yields an event (``_prepare_event``); an
+    event of an older consumer generation is dropped as there. The caller acknowledges
+    each with ``stream.ack(event)``. Nothing is taken while flow is suspended (a
+    rebalance), so a batch never holds an event the consumer waits to see acknowledged
+    while it waits for more: the batch in hand is finished first.
+    """
+    queue = stream.channel.queue
+    app = stream.app
+    flow = app.flow_control
+    consumer = app.consumer
+    acking_topics = app.topics._acking_topics
+    add_unacked = consumer._unacked_messages.add
+    on_message_in = stream._on_message_in
+    on_stream_event_in = stream._on_stream_event_in
+    taken: list[Any] = []
+    while len(taken) < limit and flow.is_active() and not queue.empty():
+        event = queue.get_nowait()  # raises an error thrown into the channel, as the iterator would
+        if not isinstance(event, EventT):  # a topic's channel carries only events
+            raise TypeError(f"a stream of events expected, got {type(event).__name__}")
+        message = event.message
+        if message.generation_id != app.consumer_generation_id:
+            continue  # fetched before a rebalance: fetched again from the committed offset
+        if message.topic in acking_topics and not message.tracked:
+            message.tracked = True
+            add_unacked(message)
+            on_message_in(message.tp, message.offset, message)
+        on_stream_event_in(message.tp, message.offset, stream, event)
+        stream.events_total += 1
+        taken.append(event)
+    return taken
+
+
+class EventScope:
+    """The event a table write belongs to, for ``StagedState`` (see ``stream_app/state.py``).
+
+    Faust takes a table write's RocksDB partition and changelog partition from the event
+    being processed (``current_event()``, a context variable the stream iterator sets). A
+    batch's writes are flushed after the batch, when the current event is its last one;
+    each key must go where the event that wrote it belongs.
+    """
+
+    _var = faust_streams._current_event
+
+    def capture(self) -> object:
+        return self._var.get(None)
+
+    def enter(self, captured: object) -> object:
+        return self._var.set(captured)  # type: ignore[arg-type]
+
+    def leave(self, token: object) -> None:
+        self._var.reset(token)  # type: ignore[arg-type]
+
+    @classmethod
+    def current(cls, event: Any) -> object:
+        """Make ``event`` the current event (as the iterator does when it yields it)."""
+        return cls._var.set(weakref.ref(event))
+
+
 def install() -> None:
     """Apply the patches (idempotent). Called when the app is built."""
     mode_queues.FlowControlEvent.resume = _resume_flow  # type: ignore[method-assign]
     faust_producer.ProducerBuffer.put = _buffer_put  # type: ignore[method-assign]
     faust_producer.ProducerBuffer._send_pending = _buffer_send_pending  # type: ignore[method-assign]
     faust_producer.ProducerBuffer.flush = _buffer_flush  # type: ignore[method-assign]
+    faust_consumer.Consumer.wait_first = _wait_first  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
@@ -138,6 +278,7 @@ def uninstall() -> None:
     faust_producer.ProducerBuffer.put = _original_buffer_put  # type: ignore[method-assign]
     faust_producer.ProducerBuffer._send_pending = _original_send_pending  # type: ignore[method-assign]
     faust_producer.ProducerBuffer.flush = _original_buffer_flush  # type: ignore[method-assign]
+    faust_consumer.Consumer.wait_first = _original_wait_first  # type: ignore[method-assign]
 
 
 _original_resume = mode_queues.FlowControlEvent.resume

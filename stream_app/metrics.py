@@ -68,6 +68,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
             registry=r,
         )
+        self.batch_records = Histogram(
+            f"{PREFIX}_batch_records",
+            "Input records handled as one batch (outputs sent together, state written once per"
+            " person, then acknowledged): 1 while records arrive slower than they are handled.",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
         self.last_event = Gauge(
             f"{PREFIX}_last_event_timestamp_seconds",
             "Event time of the newest record seen per input topic (unix seconds).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,11 +45,15 @@ class Runtime:
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> Processed:
         """The record's outputs, its state writes staged. A defect in one record never stops the
-        partition: its staged writes are dropped and it becomes an ``internal`` dead letter."""
+        partition: its staged writes are dropped (those of the records before it in a batch
+        stay) and it becomes an ``internal`` dead letter."""
+        self.medical_state.begin()
+        self.status_state.begin()
         try:
             return self.processor.process(topic, partition, offset, key, value)
         except Exception as exc:
-            self.discard_state()
+            self.medical_state.rollback()
+            self.status_state.rollback()
             self.metrics.internal_errors.labels(topic).inc()
             log.error(
                 "internal error on %s[%d]@%d (%s); sent to the dead letters, state unchanged",
@@ -61,10 +66,11 @@ class Runtime:
             letter = internal_dead_letter(exc, topic, partition, offset, key, value, limit)
             return Processed((letter,), "dead_letter:internal")
 
-    async def deliver(self, emits: tuple[Emit, ...]) -> None:
+    async def deliver(self, emits: Sequence[Emit]) -> None:
         """Send the outputs and wait until the broker has acknowledged every one of them.
 
-        Until then the record's state is not written, so a kill here replays the record
+        The outputs of a record, or of a whole batch: all are sent, then all awaited.
+        Until then the records' state is not written, so a kill here replays them
         and sends the same outputs again. While the broker does not acknowledge, retry
         (same records, same ids): an output is never dropped.
         """
@@ -87,7 +93,8 @@ class Runtime:
                 delay = min(delay * 2, most)
 
     def save_state(self) -> None:
-        """Write the staged state of the records whose outputs were delivered."""
+        """Write the staged state of the records whose outputs were delivered: each person's
+        last state once, in the partition of the record that wrote it."""
         self.medical_state.flush()
         self.status_state.flush()
 
@@ -104,6 +111,13 @@ class Runtime:
             self._observe(topic, partition, offset, timestamp_s, processed)
         except Exception:
             log.exception("metric bookkeeping failed for %s[%d]@%d", topic, partition, offset)
+
+    def observe_batch(self, records: int) -> None:
+        """Metric bookkeeping for a batch done; never raises (as ``observe``)."""
+        try:
+            self.metrics.batch_records.observe(records)
+        except Exception:
+            log.exception("metric bookkeeping failed for a batch of %d records", records)
 
     def _observe(
         self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
