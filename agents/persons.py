@@ -49,7 +49,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 done.append(processed)
                 emits.extend(processed.emits)
             await runtime.deliver(emits)
-            runtime.save_state()
+            await runtime.save_state()
             for event, processed in zip(batch, done, strict=True):
                 msg = event.message
                 runtime.observe(msg.topic, msg.partition, msg.offset, msg.timestamp, processed)

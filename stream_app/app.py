@@ -61,9 +61,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     medical_table, status_table = table("person_medical"), table("person_status")
     # Staged writes are flushed after their batch, each in the scope of the event that
     # wrote it: Faust takes the table partition (RocksDB and changelog) from that event.
+    # Their changelog records are handed to the producer per batch (``BatchTable``).
     scope = faust_patches.EventScope()
-    medical_state = StagedState(TableState(medical_table, MedicalState), scope)
-    status_state = StagedState(TableState(status_table, StatusState), scope)
+    medical_batch, status_batch = (
+        faust_patches.BatchTable(medical_table),
+        faust_patches.BatchTable(status_table),
+    )
+    medical_state = StagedState(TableState(medical_batch, MedicalState), scope)  # type: ignore[arg-type]
+    status_state = StagedState(TableState(status_batch, StatusState), scope)  # type: ignore[arg-type]
     runtime = Runtime(
         settings=settings,
         processor=Processor(settings, medical_state, status_state),
@@ -76,6 +81,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             for logical in ("ASSISTANCE_WARNINGS", "PAYMENT_STOPS", "PAYMENT_RESUMES", "DEADLETTER")
         },
         tables={"person_medical": medical_table, "person_status": status_table},
+        changelogs=[medical_batch, status_batch],
     )
 
     from agents import persons  # agents sit on top of the app they register with

@@ -31,9 +31,12 @@ class Runtime:
     outputs: dict[str, Any]
     metrics: Metrics = field(default_factory=Metrics)
     tables: dict[str, Any] = field(default_factory=dict)
+    #: The tables' changelog writers (``send()`` hands queued changelog records to the producer).
+    changelogs: list[Any] = field(default_factory=list)
     #: Next offset to consume per input (topic, partition), for the lag gauge.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     newest_event_s: dict[str, float] = field(default_factory=dict)
+    _per_topic: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict, init=False, repr=False)
     #: Seconds between attempts while the broker does not acknowledge outputs.
     retry_backoff_s: tuple[float, float] = (0.5, 10.0)
 
@@ -92,11 +95,24 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, most)
 
-    def save_state(self) -> None:
+    async def save_state(self) -> None:
         """Write the staged state of the records whose outputs were delivered: each person's
-        last state once, in the partition of the record that wrote it."""
+        last state once, in the partition of the record that wrote it; return once every
+        changelog record is in the producer client (so the flush before a commit covers it)."""
         self.medical_state.flush()
         self.status_state.flush()
+        for changelog in self.changelogs:
+            delay, most = self.retry_backoff_s
+            while True:
+                try:
+                    await changelog.send()
+                    break
+                except Exception as exc:  # the producer refused a record: retry, never skip one
+                    log.warning(
+                        "changelog records not taken by the producer (%s); retrying in %.1fs", exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, most)
 
     def discard_state(self) -> None:
         self.medical_state.discard()
@@ -112,6 +128,13 @@ class Runtime:
         except Exception:
             log.exception("metric bookkeeping failed for %s[%d]@%d", topic, partition, offset)
 
+    def _series(self, topic: str) -> tuple[Any, Any, Any]:
+        # ``labels()`` costs microseconds a call: the per-topic series of every record, looked up once.
+        m = self.metrics
+        series = (m.consumed.labels(topic), m.last_consumed.labels(topic), m.last_event.labels(topic))
+        self._per_topic[topic] = series
+        return series
+
     def observe_batch(self, records: int) -> None:
         """Metric bookkeeping for a batch done; never raises (as ``observe``)."""
         try:
@@ -124,14 +147,15 @@ class Runtime:
     ) -> None:
         self.positions[(topic, partition)] = offset + 1
         m = self.metrics
-        m.consumed.labels(topic).inc()
-        m.last_consumed.labels(topic).set(time.time())
+        consumed, last_consumed, last_event = self._per_topic.get(topic) or self._series(topic)
+        consumed.inc()
+        last_consumed.set(time.time())
         event_us = processed.event_time_us  # computed on access: read it once
         if event_us is not None:
             event_s = event_us / 1e6
             if event_s > self.newest_event_s.get(topic, float("-inf")):  # a late record never moves it back
                 self.newest_event_s[topic] = event_s
-                m.last_event.labels(topic).set(event_s)
+                last_event.set(event_s)
         outcome = processed.outcome
         if outcome.startswith("dead_letter:"):
             error_class = outcome.split(":", 1)[1]
