@@ -61,8 +61,16 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions)
 
     medical_table, status_table = table(PERSON_MEDICAL.name), table(PERSON_STATUS.name)
-    medical_state = StagedState(TableState(medical_table, MedicalState))
-    status_state = StagedState(TableState(status_table, StatusState))
+    # Staged writes are flushed after their batch, each in the scope of the event that
+    # wrote it: Faust takes the table partition (RocksDB and changelog) from that event.
+    # Their changelog records are handed to the producer per batch (``BatchTable``).
+    scope = faust_patches.EventScope()
+    medical_batch, status_batch = (
+        faust_patches.BatchTable(medical_table),
+        faust_patches.BatchTable(status_table),
+    )
+    medical_state = StagedState(TableState(medical_batch, MedicalState), scope)  # type: ignore[arg-type]
+    status_state = StagedState(TableState(status_batch, StatusState), scope)  # type: ignore[arg-type]
     runtime = Runtime(
         settings=settings,
         processor=Processor(settings, medical_state, status_state),
@@ -75,6 +83,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             for logical in OUTPUT_TOPICS
         },
         tables={PERSON_MEDICAL.name: medical_table, PERSON_STATUS.name: status_table},
+        changelogs=[medical_batch, status_batch],
     )
 
     persons.register(app, runtime)

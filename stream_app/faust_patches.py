@@ -9,11 +9,18 @@ shows what each one prevents.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import weakref
+from collections import deque
 from typing import Any
 
+from faust import streams as faust_streams
+from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, EventT
+from mode import services as mode_services
 from mode.utils import queues as mode_queues
 
 log = logging.getLogger("stream_app.faust_patches")
@@ -118,7 +125,7 @@ async def _buffer_flush(self: Any) -> None:
                 )
 
 
-# -- 3. A partition never committed is not rewound --------------------------------------
+# -- 6. A partition never committed is not rewound --------------------------------------
 #
 # Faust drops records it has fetched but not handed to the agent when flow stops or the
 # generation changes (a rebalance, a recovery), and relies on the seek to the committed
@@ -153,12 +160,231 @@ _original_buffer_flush = faust_producer.ProducerBuffer.flush
 _buffer_send_pending = _counting(_original_send_pending)
 
 
+# -- 3. The consumer's hand-off: one task per record for records that never wait -------
+#
+# ``Consumer._drain_messages`` hands each fetched record to the streams through
+# ``Service.wait_first(callback(message), suspend_flow.wait())``, so that a flow
+# suspension (a rebalance) can interrupt a hand-off that waits (a full stream queue).
+# ``wait_first`` wraps every argument in a task (four per record, with ``stopped`` and
+# ``crashed``) and waits a turn of the event loop: ~90 us a record measured, and, worse
+# for batches, the streams then see one record per turn of the loop, never a backlog.
+# Almost always the hand-off does not wait: it puts the event in the stream's queue. So
+# the coroutine is first run by itself; if it finishes without waiting, that is the
+# result ``wait_first`` would have given (the other arguments are then never awaited);
+# if it has to wait, it goes on from where it stopped, raced against the others as before.
+
+
+class _Resumed:
+    """A coroutine already stepped once, awaited from where it stopped: what ``await`` (PEP 380
+    delegation) does from the second step on, values and exceptions passed through."""
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self.coro, self.yielded = coro, yielded
+
+    def __await__(self) -> Any:
+        coro, value = self.coro, self.yielded
+        while True:
+            try:
+                sent = yield value  # the future it waits on, to the task that runs us
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancellation thrown in by the task: into the coroutine
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+    first = coros[0] if coros else None
+    if not asyncio.iscoroutine(first) or self._stopped.is_set() or self._crashed.is_set():
+        return await _original_wait_first(self, *coros, timeout=timeout)
+    try:
+        yielded = first.send(None)
+    except StopIteration as done:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()  # never started: nothing to undo
+        return mode_services.WaitResults([first], [done.value], False)
+    except BaseException:
+        for other in coros[1:]:
+            if asyncio.iscoroutine(other):
+                other.close()
+        raise
+    resumed = _Resumed(first, yielded)
+    results = await _original_wait_first(self, resumed, *coros[1:], timeout=timeout)
+    return results._replace(done=[first if c is resumed else c for c in results.done])
+
+
+_original_wait_first = faust_consumer.Consumer.wait_first
+
+
+# -- 4. The hand-off of a batch: events already buffered, and table writes after them ----
+#
+# Not patches: two small pieces of Faust's stream iterator, reused by the batched agent
+# (``agents/persons.py``). Both follow faust 0.15.3's ``_CStreamIterator`` (the compiled
+# iterator the worker runs) and ``faust/tables/base.py``.
+
+
+def take_buffered(stream: Any, limit: int) -> list[Any]:
+    """Up to ``limit`` events that already wait in ``stream``'s queue, never waiting for one.
+
+    Each is tracked as unacknowledged, the sensors told and its generation checked exactly
+    as the stream's own iterator does before it yields an event (``_prepare_event``); an
+    event of an older consumer generation is dropped as there. The caller acknowledges
+    each with ``stream.ack(event)``. Nothing is taken while flow is suspended (a
+    rebalance), so a batch never holds an event the consumer waits to see acknowledged
+    while it waits for more: the batch in hand is finished first.
+    """
+    queue = stream.channel.queue
+    app = stream.app
+    flow = app.flow_control
+    consumer = app.consumer
+    acking_topics = app.topics._acking_topics
+    add_unacked = consumer._unacked_messages.add
+    on_message_in = stream._on_message_in
+    on_stream_event_in = stream._on_stream_event_in
+    taken: list[Any] = []
+    while len(taken) < limit and flow.is_active() and not queue.empty():
+        event = queue.get_nowait()  # raises an error thrown into the channel, as the iterator would
+        if not isinstance(event, EventT):  # a topic's channel carries only events
+            raise TypeError(f"a stream of events expected, got {type(event).__name__}")
+        message = event.message
+        if message.generation_id != app.consumer_generation_id:
+            continue  # fetched before a rebalance: fetched again from the committed offset
+        if message.topic in acking_topics and not message.tracked:
+            message.tracked = True
+            add_unacked(message)
+            on_message_in(message.tp, message.offset, message)
+        on_stream_event_in(message.tp, message.offset, stream, event)
+        stream.events_total += 1
+        taken.append(event)
+    return taken
+
+
+class EventScope:
+    """The event a table write belongs to, for ``StagedState`` (see ``stream_app/state.py``).
+
+    Faust takes a table write's RocksDB partition and changelog partition from the event
+    being processed (``current_event()``, a context variable the stream iterator sets). A
+    batch's writes are flushed after the batch, when the current event is its last one;
+    each key must go where the event that wrote it belongs.
+    """
+
+    _var = faust_streams._current_event
+
+    def capture(self) -> object:
+        return self._var.get(None)
+
+    def enter(self, captured: object) -> object:
+        return self._var.set(captured)
+
+    def leave(self, token: object) -> None:
+        self._var.reset(token)
+
+    @classmethod
+    def current(cls, event: Any) -> object:
+        """Make ``event`` the current event (as the iterator does when it yields it)."""
+        return cls._var.set(weakref.ref(event))
+
+
+# -- 5. A batch's table writes: the store at once, the changelog straight to the producer --
+#
+# And reads: a Faust table's ``get`` looks a key up twice in RocksDB (``in``, then the
+# value); the store is asked once, Faust's table sensor told as before.
+#
+# A Faust table assignment writes RocksDB, then queues the changelog record in the
+# producer's buffer, which hands records to the client one at a time (a task hop, the
+# send sensors, a persisted-offset write per record: 200-300 us each), and once more than
+# 100 wait, makes the consumer's hand-off wait and log a warning per record. A batch
+# writes hundreds of keys at once. So the flush writes each key as Faust would (RocksDB,
+# in the partition of the current event, which ``EventScope`` makes the record that wrote
+# it; Faust's table sensors), queues its changelog record with that partition, and
+# ``send`` then appends them to the producer client directly: each batch's records go
+# out together, and the persisted offset is written once per partition and batch.
+# ``send`` returns once every record is in the client's accumulator, which the flush
+# before each offset commit waits for (patch 2, then aiokafka's ``flush``); the agent
+# acknowledges its records only after it.
+
+
+class BatchTable:
+    """One Faust table as ``TableState`` reads and writes it (see patch 5 above)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._queued: deque[tuple[bytes, bytes | None, int]] = deque()
+
+    def get(self, key: str | bytes) -> bytes | None:
+        table = self.table
+        table._sensor_on_get(table, key)
+        return table.data.get(key)  # RocksDB, in the current event's partition
+
+    def __setitem__(self, key: str | bytes, value: bytes) -> None:
+        self._write(key, value)
+
+    def pop(self, key: str | bytes, default: Any = None) -> Any:
+        self._write(key, None)
+        return default
+
+    def _write(self, key: str | bytes, value: bytes | None) -> None:
+        event = faust_streams.current_event()
+        if event is None:
+            raise RuntimeError("a table write outside of an event (no partition to write it to)")
+        table, store = self.table, self.table.data
+        if value is None:
+            store.pop(key, None)  # RocksDB: every partition's copy, as Faust's delete does
+            table._sensor_on_del(table, key)
+        else:
+            store[key] = value  # RocksDB, in the current event's partition
+            table._sensor_on_set(table, key, value)
+        raw_key = key if isinstance(key, bytes) else key.encode()  # the "raw" key serializer
+        self._queued.append((raw_key, value, event.message.partition))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    async def send(self) -> None:
+        """Hand every queued changelog record to the producer client, in order. A record is
+        dropped from the queue only once handed over: after a failure, ``send`` again."""
+        queued = self._queued
+        if not queued:
+            return
+        producer = self.table.app.producer
+        topic = self.table.changelog_topic.get_topic_name()
+        last: dict[int, Any] = {}
+        try:
+            while queued:
+                key, value, partition = queued[0]
+                last[partition] = await producer.send(topic, key, value, partition, None, None)
+                queued.popleft()
+        finally:
+            for partition, future in last.items():
+                # Records of one partition are acknowledged in order: the last one's offset
+                # says every earlier one is in the changelog too.
+                future.add_done_callback(functools.partial(self._persisted, TP(topic, partition)))
+
+    def _persisted(self, tp: TP, future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # not in the changelog: recovery reads it again from the last offset kept
+        # What Faust's own write path keeps per record (``Collection._on_changelog_sent``):
+        # where a restart on this data dir resumes reading the changelog.
+        self.table.data.set_persisted_offset(tp, future.result().offset)
+
+
 def install() -> None:
     """Apply the patches (idempotent). Called when the app is built."""
     mode_queues.FlowControlEvent.resume = _resume_flow
     faust_producer.ProducerBuffer.put = _buffer_put
     faust_producer.ProducerBuffer._send_pending = _buffer_send_pending
     faust_producer.ProducerBuffer.flush = _buffer_flush
+    faust_consumer.Consumer.wait_first = _wait_first
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
 
 
@@ -168,6 +394,7 @@ def uninstall() -> None:
     faust_producer.ProducerBuffer.put = _original_buffer_put
     faust_producer.ProducerBuffer._send_pending = _original_send_pending
     faust_producer.ProducerBuffer.flush = _original_buffer_flush
+    faust_consumer.Consumer.wait_first = _original_wait_first
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _original_seek_to_committed
 
 

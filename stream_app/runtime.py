@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,8 @@ class Runtime:
     outputs: dict[str, Any]
     metrics: Metrics = field(default_factory=Metrics)
     tables: dict[str, Any] = field(default_factory=dict)
+    #: The tables' changelog writers (``send()`` hands queued changelog records to the producer).
+    changelogs: list[Any] = field(default_factory=list)
     #: Next offset to consume per input (topic, partition), for the lag gauge.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Seconds between attempts while the broker does not acknowledge outputs.
@@ -43,11 +46,15 @@ class Runtime:
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> Processed:
         """The record's outputs, its state writes staged. A defect in one record never stops the
-        partition: its staged writes are dropped and it becomes an ``internal`` dead letter."""
+        partition: its staged writes are dropped (those of the records before it in a batch
+        stay) and it becomes an ``internal`` dead letter."""
+        self.medical_state.begin()
+        self.status_state.begin()
         try:
             return self.processor.process(topic, partition, offset, key, value)
         except Exception as exc:
-            self.discard_state()
+            self.medical_state.rollback()
+            self.status_state.rollback()
             self.metrics.internal_errors.labels(topic).inc()
             log.error(
                 "internal error on %s[%d]@%d (%s); sent to the dead letters, state unchanged",
@@ -59,10 +66,11 @@ class Runtime:
             limit = self.settings.max_record_bytes
             return processing_failed(exc, topic, partition, offset, key, value, limit)
 
-    async def deliver(self, emits: tuple[Emit, ...]) -> None:
+    async def deliver(self, emits: Sequence[Emit]) -> None:
         """Send the outputs and wait until the broker has acknowledged every one of them.
 
-        Until then the record's state is not written, so a kill here replays the record
+        The outputs of a record, or of a whole batch: all are sent, then all awaited.
+        Until then the records' state is not written, so a kill here replays them
         and sends the same outputs again. While the broker does not acknowledge, retry
         (same records, same ids): an output is never dropped.
         """
@@ -84,10 +92,24 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, most)
 
-    def save_state(self) -> None:
-        """Write the staged state of the records whose outputs were delivered."""
+    async def save_state(self) -> None:
+        """Write the staged state of the records whose outputs were delivered: each person's
+        last state once, in the partition of the record that wrote it; return once every
+        changelog record is in the producer client (so the flush before a commit covers it)."""
         self.medical_state.flush()
         self.status_state.flush()
+        for changelog in self.changelogs:
+            delay, most = self.retry_backoff_s
+            while True:
+                try:
+                    await changelog.send()
+                    break
+                except Exception as exc:  # the producer refused a record: retry, never skip one
+                    log.warning(
+                        "changelog records not taken by the producer (%s); retrying in %.1fs", exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, most)
 
     def discard_state(self) -> None:
         self.medical_state.discard()
@@ -103,3 +125,10 @@ class Runtime:
             self.metrics.observe(topic, partition, offset, timestamp_s, processed)
         except Exception:
             log.exception("metric bookkeeping failed for %s[%d]@%d", topic, partition, offset)
+
+    def observe_batch(self, records: int) -> None:
+        """Metric bookkeeping for a batch done; never raises (as ``observe``)."""
+        try:
+            self.metrics.batch_records.observe(records)
+        except Exception:
+            log.exception("metric bookkeeping failed for a batch of %d records", records)

@@ -68,6 +68,10 @@ class Settings:
     #: ``false`` runs Faust as released, without ``stream_app/faust_patches.py`` (diagnosis only:
     #: it brings back the defects the patches fix).
     faust_patches: bool = True
+    #: The most input records handled as one batch (outputs sent together, each person's
+    #: state written once, then all acknowledged). A batch takes only records already
+    #: fetched, never waiting for more; 1 handles one record at a time.
+    max_batch_records: int = 500
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "SCRAM-SHA-512"
     sasl_username: str | None = None
@@ -223,6 +227,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         faust_metrics=_choice(env, "FAUST_METRICS", "true", ("true", "false")) == "true",
         broker_compat=_choice(env, "BROKER_COMPAT", "auto", ("auto", "tansu", "kafka")),
         faust_patches=_choice(env, "FAUST_PATCHES", "true", ("true", "false")) == "true",
+        max_batch_records=_int(env, "MAX_BATCH_RECORDS", Settings.max_batch_records, 1),
         security_protocol=_choice(
             env, "SECURITY_PROTOCOL", "PLAINTEXT", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
         ),

@@ -18,11 +18,25 @@ from tests.integration.crash import FAULT_KINDS, Harness, compare, expected_outp
 pytestmark = pytest.mark.integration
 
 
-def run(scenario, make_worker, kafka, seed: int, people: int, faults: tuple[int, int]) -> None:
+def run(
+    scenario,
+    make_worker,
+    kafka,
+    seed: int,
+    people: int,
+    faults: tuple[int, int],
+    kinds: tuple[str, ...] | None = None,
+    **worker_env: str,
+) -> None:
     rng = random.Random(seed)
     feed = generate(seed, people)
-    kinds = tuple(os.environ.get("CRASH_HARNESS_FAULTS", ",".join(FAULT_KINDS)).split(","))
-    harness = Harness(make_worker, kafka, scenario["env"], rng, kinds=kinds)
+    if kinds is None:
+        kinds = tuple(os.environ.get("CRASH_HARNESS_FAULTS", ",".join(FAULT_KINDS)).split(","))
+
+    def make(*args, **kwargs):
+        return make_worker(*args, **worker_env, **kwargs)
+
+    harness = Harness(make, kafka, scenario["env"], rng, kinds=kinds)
     harness.run_phase(feed.phase1, chunk=40, faults=faults[0])
     harness.wait_committed_to_end()
     harness.run_phase(feed.phase2, chunk=60, faults=faults[1])
@@ -43,6 +57,24 @@ def test_outputs_exact_across_kills_and_restarts(scenario, make_worker, kafka):
     seed = int(os.environ.get("CRASH_HARNESS_SEED", random.randrange(1_000_000)))
     print(f"\nCRASH_HARNESS_SEED={seed}")  # to reproduce a failure
     run(scenario, make_worker, kafka, seed, people=30, faults=(1, 4))
+
+
+def test_outputs_exact_across_kills_in_the_middle_of_batches(scenario, make_worker, kafka):
+    """Small batches (8) under chunks of 40-60 records: when the harness strikes, after a random
+    number of a chunk's records are through, the worker is inside the next batch (processing
+    it, awaiting its outputs' acknowledgement, writing its state or acking it)."""
+    seed = int(os.environ.get("CRASH_HARNESS_SEED", random.randrange(1_000_000)))
+    print(f"\nCRASH_HARNESS_SEED={seed}")
+    run(
+        scenario,
+        make_worker,
+        kafka,
+        seed,
+        people=30,
+        faults=(1, 4),
+        kinds=("kill", "kill", "kill-in-recovery"),
+        STREAM_APP_MAX_BATCH_RECORDS="8",
+    )
 
 
 @pytest.mark.long

@@ -127,6 +127,69 @@ def test_patches_are_pinned_to_the_checked_versions():
     )
 
 
+# -- the consumer's hand-off: a record that never waits takes no turn of the event loop ---
+
+
+def hand_off(patched: bool, waits: bool, suspend: bool) -> tuple[list[str], object]:
+    """``Consumer.wait_first(callback(message), suspend_flow.wait())`` as the fetcher calls it."""
+    from faust.transport.consumer import Consumer
+    from mode import Service
+
+    (faust_patches.install if patched else faust_patches.uninstall)()
+    try:
+
+        async def run() -> tuple[list[str], object]:
+            order: list[str] = []
+            room = asyncio.get_running_loop().create_future()  # the stream's queue has room again
+            suspend_flow = asyncio.Event()
+
+            async def callback() -> str:
+                try:
+                    if waits:
+                        await room
+                    order.append("handed over")
+                    return "delivered"
+                finally:
+                    order.append("callback ended")
+
+            loop = asyncio.get_running_loop()
+            loop.call_soon(order.append, "another task ran")
+            if suspend:
+                loop.call_later(0.05, suspend_flow.set)  # a rebalance while the queue is full
+            else:
+                loop.call_later(0.05, room.set_result, None)
+            results = await Consumer.wait_first(Service(), callback(), suspend_flow.wait())
+            order.append("returned")
+            await asyncio.sleep(0.01)  # let a cancelled hand-off end
+            return order, results.results
+
+        return asyncio.run(run())
+    finally:
+        faust_patches.install()
+
+
+def test_a_hand_off_that_never_waits_returns_before_any_other_task_runs():
+    order, results = hand_off(patched=True, waits=False, suspend=False)
+    assert order[:3] == ["handed over", "callback ended", "returned"] and results == ["delivered"]
+
+
+def test_released_faust_takes_a_turn_of_the_loop_per_record_which_is_the_cost_patched():
+    order, results = hand_off(patched=False, waits=False, suspend=False)
+    assert order[0] == "another task ran" and results[0] == "delivered"
+
+
+def test_a_hand_off_that_waits_goes_on_from_where_it_stopped():
+    order, results = hand_off(patched=True, waits=True, suspend=False)
+    assert order == ["another task ran", "handed over", "callback ended", "returned"]
+    assert results[0] == "delivered"
+
+
+def test_a_waiting_hand_off_is_still_interrupted_by_a_flow_suspension():
+    order, results = hand_off(patched=True, waits=True, suspend=True)
+    assert "handed over" not in order and order.count("callback ended") == 1  # cancelled, cleaned up
+    assert results == [True]  # the suspension won
+
+
 # -- seek to committed: a partition never committed goes back to the start --------------
 
 

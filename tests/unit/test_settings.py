@@ -71,6 +71,14 @@ def test_bad_setting_is_refused_naming_the_variable(name, value):
         load({f"STREAM_APP_{name}": value})
 
 
+def test_max_batch_records_defaults_to_500_and_1_is_one_record_at_a_time():
+    assert load({}).max_batch_records == 500
+    assert load({"STREAM_APP_MAX_BATCH_RECORDS": "1"}).max_batch_records == 1
+    for bad in ("0", "many"):
+        with pytest.raises(SettingsError, match="STREAM_APP_MAX_BATCH_RECORDS"):
+            load({"STREAM_APP_MAX_BATCH_RECORDS": bad})
+
+
 def test_sasl_password_can_come_from_a_file(tmp_path: Path):
     secret = tmp_path / "password"
     secret.write_text("hunter2\n")
