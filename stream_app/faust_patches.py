@@ -207,7 +207,17 @@ async def _highwaters(self: Any, partitions: Sequence[Any]) -> Mapping[Any, int]
     consumer = self._ensure_consumer()
     fetched = await fetch_high_watermarks(consumer._client, {tp: ends[tp] for tp in partitions if tp in ends})
     # max: a fetch high watermark below ListOffsets would be a broker fault of its own; never read less.
-    return {tp: max(end, fetched.get(tp, end)) for tp, end in ends.items()}
+    highwaters = {tp: max(end, fetched.get(tp, end)) for tp, end in ends.items()}
+    short = sum(1 for tp, end in ends.items() if highwaters[tp] > end)
+    if short:
+        log.info(
+            "recovery reads %d of %d changelog partitions past the broker's ListOffsets answer, "
+            "to the fetch high watermark (%d records more)",
+            short,
+            len(ends),
+            sum(highwaters[tp] - end for tp, end in ends.items()),
+        )
+    return highwaters
 
 
 def set_highwaters_from_fetch(enabled: bool) -> None:

@@ -200,11 +200,14 @@ def recovery_highwaters(patched: bool, local: bool, broker: _LocalBroker) -> dic
         faust_patches.set_highwaters_from_fetch(False)
 
 
-def test_local_recovery_reads_to_the_fetch_high_watermark():
+def test_local_recovery_reads_to_the_fetch_high_watermark(caplog):
     broker = _LocalBroker()
-    assert list(recovery_highwaters(patched=True, local=True, broker=broker).values()) == [36]
+    with caplog.at_level("INFO", logger="stream_app.faust_patches"):
+        assert list(recovery_highwaters(patched=True, local=True, broker=broker).values()) == [36]
     # one fetch, at the ListOffsets answer: never past the end, so valid on any broker
     assert broker.fetches == [[("bi-person_medical-changelog", [(0, 32, 1)])]]
+    assert "reads 1 of 1 changelog partitions past the broker's ListOffsets answer" in caplog.text
+    assert "(4 records more)" in caplog.text
 
 
 def test_released_faust_reads_to_listoffsets_which_is_the_defect_patched():
