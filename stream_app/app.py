@@ -19,12 +19,10 @@ from stream_app.topology import OUTPUT_TOPICS, PERSON_MEDICAL, PERSON_STATUS
 def _broker_options(settings: Settings) -> dict[str, object]:
     if not settings.local_broker_workarounds:
         return {}
-    # The local tansu broker (see ../shared/BROKER.md): its ListOffsets answer is wrong
-    # after multi-record batches, which silently truncates changelog recovery, so every
-    # record goes in its own batch; and group joins are slow with default timeouts.
+    # The local tansu broker (see ../shared/BROKER.md): group joins are slow with default
+    # timeouts. (Its wrong ListOffsets answer is worked around in recovery itself:
+    # faust_patches.set_highwaters_from_fetch.)
     return {
-        "producer_max_batch_size": 1,
-        "producer_linger_ms": 0,
         "broker_session_timeout": 10.0,
         "broker_rebalance_timeout": 10.0,
         "broker_heartbeat_interval": 1.0,
@@ -37,6 +35,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     else:
         faust_patches.uninstall()
     faust_patches.set_fetch_wait(100 if settings.local_broker_workarounds else None)
+    faust_patches.set_highwaters_from_fetch(settings.local_broker_workarounds)
     app = faust.App(
         settings.app_id,
         broker=settings.broker,

@@ -29,7 +29,7 @@ from stream_app.processing import DictState, Processor
 from stream_app.records import encode
 from stream_app.security import kafka_python_config
 from stream_app.settings import Settings
-from stream_app.tools import producer
+from stream_app.tools import producer, seek_to_fetch_highwater
 from stream_app.topology import OUTPUT_TOPICS
 
 ID_FIELDS = ("warning_id", "resume_id", "stop_id")  # a resume also names its stop_id
@@ -120,9 +120,7 @@ def run(settings: Settings, keep_data: bool = False) -> int:
         consumer = KafkaConsumer(enable_auto_commit=False, **kafka_python_config(settings))
         parts = [TopicPartition(n, p) for n in names for p in sorted(consumer.partitions_for_topic(n) or ())]
         consumer.assign(parts)
-        consumer.seek_to_end(*parts)
-        for tp in parts:
-            consumer.position(tp)  # fix the start now: only outputs of this run are shown
+        seek_to_fetch_highwater(consumer, parts)  # fix the start now: only outputs of this run are shown
         watcher = Watcher(consumer, console)
 
         console.print(f"starting the worker (log: {log_path})")

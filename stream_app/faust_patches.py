@@ -12,9 +12,12 @@ import asyncio
 import functools
 import logging
 import weakref
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aiokafka import errors as kafka_errors
+from aiokafka.protocol.fetch import FetchRequest
 from faust import streams as faust_streams
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
@@ -378,6 +381,107 @@ class BatchTable:
         self.table.data.set_persisted_offset(tp, future.result().offset)
 
 
+# -- 7. Table recovery stops short of the changelog's end (local broker) ------------------
+#
+# Recovery reads each changelog partition up to its "highwater", which Faust takes from
+# ``AIOKafkaConsumerThread._highwaters``: aiokafka's ``end_offsets``, a ListOffsets request.
+# The local tansu broker answers ListOffsets with "base offset of the last batch + 1", so
+# after a multi-record batch recovery stopped inside it and silently dropped the keys written
+# in the rest of that batch (and a restart on a kept data dir, whose persisted offset was
+# past that answer, died with ``ConsistencyError``). The high watermark carried in fetch
+# responses is right on tansu. So, on the local broker only, the highwaters are completed by
+# one small fetch per broker at the ListOffsets answer (which is never past the real end, so
+# the fetch is valid; it returns at most the last batch). On Apache Kafka ListOffsets is the
+# high watermark already, and Faust's own path stays in place.
+
+_highwaters_from_fetch = False
+_FETCH_TIMEOUT_S = 30.0  # Faust bounds the whole step by broker_request_timeout (90 s) too
+
+
+async def fetch_high_watermarks(client: Any, offsets: Mapping[Any, int]) -> dict[Any, int]:
+    """The high watermark that fetch responses give, per partition in ``offsets``.
+
+    ``client`` is an aiokafka ``AIOKafkaClient``; ``offsets`` maps each partition (a
+    topic/partition named tuple) to the offset to fetch at, which must be in range: its
+    end offset by ListOffsets. One fetch per leader, at most a batch per partition read.
+    """
+    pending = dict(offsets)
+    found: dict[Any, int] = {}
+    # tansu answers a fetch whose max wait is 0 with no partitions at all; Kafka answers
+    # at once when min_bytes is 0. Grow the wait while partitions are still unanswered.
+    wait_ms = 10
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _FETCH_TIMEOUT_S
+    while pending:
+        if loop.time() > deadline:
+            raise kafka_errors.KafkaTimeoutError(f"no fetch high watermark for {sorted(pending)}")
+        by_node: dict[int, dict[str, list[tuple[int, int, int]]]] = defaultdict(lambda: defaultdict(list))
+        stale = False
+        for tp, offset in pending.items():
+            node = client.cluster.leader_for_partition(tp)
+            if node is None or node == -1:
+                stale = True
+                continue
+            by_node[node][tp.topic].append((tp.partition, offset, 1))  # max 1 byte: one batch comes anyway
+        by_name = {(tp.topic, tp.partition): tp for tp in pending}
+        for node, topics in by_node.items():
+            request = FetchRequest(wait_ms, 0, 1 << 20, 0, list(topics.items()))  # 0: read uncommitted
+            try:
+                response = await client.send(node, request)
+            except kafka_errors.KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                stale = True  # the node went away or is not ready: new metadata, then again
+                continue
+            for topic, partitions in response.topics:
+                for partition, error_code, highwater, *_ in partitions:
+                    tp = by_name.get((topic, partition))
+                    if tp is None:
+                        continue
+                    error = kafka_errors.for_code(error_code)
+                    if error is kafka_errors.NoError:
+                        found[tp] = highwater
+                        del pending[tp]
+                    elif error.retriable or error.invalid_metadata:
+                        stale = True
+                    else:
+                        raise error(f"fetching the high watermark of {tp}")
+        if stale:
+            await client.force_metadata_update()
+            await asyncio.sleep(0.1)  # a retry backoff, as aiokafka's own ListOffsets has
+        wait_ms = min(wait_ms * 4, 500)
+    return found
+
+
+async def _highwaters(self: Any, partitions: Sequence[Any]) -> Mapping[Any, int]:
+    ends = await _original_highwaters(self, partitions)
+    if not _highwaters_from_fetch or self.consumer.in_transaction:
+        return ends
+    consumer = self._ensure_consumer()
+    fetched = await fetch_high_watermarks(consumer._client, {tp: ends[tp] for tp in partitions if tp in ends})
+    # max: a fetch high watermark below ListOffsets would be a broker fault of its own; never read less.
+    highwaters = {tp: max(end, fetched.get(tp, end)) for tp, end in ends.items()}
+    short = sum(1 for tp, end in ends.items() if highwaters[tp] > end)
+    if short:
+        log.info(
+            "recovery reads %d of %d changelog partitions past the broker's ListOffsets answer, "
+            "to the fetch high watermark (%d records more)",
+            short,
+            len(ends),
+            sum(highwaters[tp] - end for tp, end in ends.items()),
+        )
+    return highwaters
+
+
+def set_highwaters_from_fetch(enabled: bool) -> None:
+    """True on the local broker: recovery reads each changelog to the fetch high watermark."""
+    global _highwaters_from_fetch
+    _highwaters_from_fetch = enabled
+
+
+_original_highwaters = faust_aiokafka.AIOKafkaConsumerThread._highwaters
+
+
 def install() -> None:
     """Apply the patches (idempotent). Called when the app is built."""
     mode_queues.FlowControlEvent.resume = _resume_flow
@@ -386,6 +490,7 @@ def install() -> None:
     faust_producer.ProducerBuffer.flush = _buffer_flush
     faust_consumer.Consumer.wait_first = _wait_first
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters
 
 
 def uninstall() -> None:
@@ -396,6 +501,7 @@ def uninstall() -> None:
     faust_producer.ProducerBuffer.flush = _original_buffer_flush
     faust_consumer.Consumer.wait_first = _original_wait_first
     faust_aiokafka.AIOKafkaConsumerThread.seek_to_committed = _original_seek_to_committed
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _original_highwaters
 
 
 _original_resume = mode_queues.FlowControlEvent.resume

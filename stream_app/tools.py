@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
@@ -68,11 +69,32 @@ def tail(settings: Settings, topics: list[str], from_beginning: bool) -> Iterato
     consumer.assign(parts)
     if from_beginning:
         consumer.seek_to_beginning(*parts)
+    else:
+        seek_to_fetch_highwater(consumer, parts)
     try:
         for msg in consumer:
             yield as_kcat(msg)
     finally:
         consumer.close()
+
+
+def seek_to_fetch_highwater(
+    consumer: KafkaConsumer, parts: list[TopicPartition], timeout_s: float = 30
+) -> None:
+    """Start each partition at its end as fetch responses give it, not ListOffsets.
+
+    The local broker answers ListOffsets with the last batch's base offset + 1 (BROKER.md),
+    so a consumer sought to that "end" would show the rest of the last batch as new records.
+    Records fetched on the way are dropped.
+    """
+    consumer.seek_to_end(*parts)
+    deadline = time.monotonic() + timeout_s
+    while any(consumer.highwater(tp) is None for tp in parts):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no fetch response for some partitions: is the broker there?")
+        consumer.poll(timeout_ms=100)
+    for tp in parts:
+        consumer.seek(tp, consumer.highwater(tp))
 
 
 def as_kcat(msg: Any) -> dict[str, Any]:

@@ -249,3 +249,118 @@ def test_inputs_never_committed_are_rewound_to_the_start():
 
 def test_faust_as_released_leaves_them_where_dropped_fetches_left_them():
     assert rewound(patched=False) == []
+
+
+# -- recovery reads each changelog to the fetch high watermark (local broker) --------------
+
+
+class _Response:
+    def __init__(self, topics: list) -> None:
+        self.topics = topics
+
+
+class _Cluster:
+    def leader_for_partition(self, tp) -> int:
+        return 0
+
+
+class _LocalBroker:
+    """Answers as tansu does after batches of 10, 10, 10, 1 and 5 records (BROKER.md).
+
+    ListOffsets: 32, the last batch's base offset + 1; fetch responses: high watermark 36.
+    The first ``empty_answers`` fetches get no partitions (tansu, when the wait is too short).
+    """
+
+    cluster = _Cluster()
+
+    def __init__(self, empty_answers: int = 0) -> None:
+        self.empty_answers = empty_answers
+        self.fetches: list[list] = []
+        self._client = self  # stands for the aiokafka consumer and its client at once
+
+    async def end_offsets(self, partitions) -> dict:
+        return {tp: 32 for tp in partitions}
+
+    async def send(self, node_id: int, request) -> _Response:
+        self.fetches.append(request.topics)
+        if self.empty_answers:
+            self.empty_answers -= 1
+            return _Response([])
+        # partition, error, high watermark, last stable offset, log start, aborted, replica, records
+        return _Response(
+            [
+                (topic, [(p, 0, 36, 36, 0, [], -1, b"") for p, _, _ in parts])
+                for topic, parts in request.topics
+            ]
+        )
+
+    async def force_metadata_update(self) -> None:
+        return None
+
+
+class _ConsumerThread:
+    """Stands for Faust's AIOKafkaConsumerThread around one aiokafka consumer."""
+
+    def __init__(self, broker: _LocalBroker) -> None:
+        self.consumer = type("FaustConsumer", (), {"in_transaction": False})()
+        self.broker = broker
+
+    def _ensure_consumer(self) -> _LocalBroker:
+        return self.broker
+
+
+def recovery_highwaters(patched: bool, local: bool, broker: _LocalBroker) -> dict:
+    """What Faust's recovery takes as each changelog partition's end (before its own -1)."""
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.types import TP
+
+    (faust_patches.install if patched else faust_patches.uninstall)()
+    faust_patches.set_highwaters_from_fetch(local)
+    try:
+        tp = TP("bi-person_medical-changelog", 0)
+        return dict(asyncio.run(AIOKafkaConsumerThread._highwaters(_ConsumerThread(broker), [tp])))
+    finally:
+        faust_patches.install()
+        faust_patches.set_highwaters_from_fetch(False)
+
+
+def test_local_recovery_reads_to_the_fetch_high_watermark(caplog):
+    broker = _LocalBroker()
+    with caplog.at_level("INFO", logger="stream_app.faust_patches"):
+        assert list(recovery_highwaters(patched=True, local=True, broker=broker).values()) == [36]
+    # one fetch, at the ListOffsets answer: never past the end, so valid on any broker
+    assert broker.fetches == [[("bi-person_medical-changelog", [(0, 32, 1)])]]
+    assert "reads 1 of 1 changelog partitions past the broker's ListOffsets answer" in caplog.text
+    assert "(4 records more)" in caplog.text
+
+
+def test_released_faust_reads_to_listoffsets_which_is_the_defect_patched():
+    assert list(recovery_highwaters(patched=False, local=True, broker=_LocalBroker()).values()) == [32]
+
+
+def test_real_kafka_keeps_listoffsets_and_sends_no_fetch():
+    broker = _LocalBroker()
+    assert list(recovery_highwaters(patched=True, local=False, broker=broker).values()) == [32]
+    assert broker.fetches == []
+
+
+def test_a_fetch_answered_without_the_partition_is_sent_again():
+    broker = _LocalBroker(empty_answers=2)
+    assert list(recovery_highwaters(patched=True, local=True, broker=broker).values()) == [36]
+    assert len(broker.fetches) == 3
+
+
+def recovery_reads_to_fetch_highwater(tmp_path, broker: str) -> bool:
+    create_app(load({"STREAM_APP_BROKER": broker, "STREAM_APP_DATA_DIR": str(tmp_path)}))
+    try:
+        return faust_patches._highwaters_from_fetch
+    finally:
+        faust_patches.set_highwaters_from_fetch(False)
+
+
+def test_local_broker_recovers_to_the_fetch_high_watermark(tmp_path):
+    assert recovery_reads_to_fetch_highwater(tmp_path, "kafka://127.0.0.1:9092") is True
+
+
+def test_real_kafka_recovers_as_faust_does(tmp_path):
+    assert recovery_reads_to_fetch_highwater(tmp_path, "kafka://kafka-bootstrap.kafka.svc:9093") is False
