@@ -20,19 +20,24 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.agent(topic, name="persons")
     async def persons(stream: faust.StreamT) -> None:
-        # The order below is what makes a kill at any instant safe: the record's outputs
-        # are acknowledged by the broker before its state is written, and the record is
-        # acknowledged to Faust (so its offset may be committed, after the changelog is
-        # flushed) only after that. A replay then either finds the old state and sends
-        # the same outputs again (same ids, same content) or finds the new state, whose
-        # outputs were delivered. Acks are manual: Faust acks an event whose processing
-        # was cancelled or raised (the iterator's ``finally``), and a shutdown would then
-        # commit a record whose outputs and state never happened.
-        manual = stream.noack()
-        async for event in manual.events():
-            msg = event.message
-            processed = runtime.process(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
-            await runtime.deliver(processed.emits)
-            runtime.save_state()
-            runtime.observe(msg.topic, msg.partition, msg.offset, msg.timestamp, processed)
-            await manual.ack(event)
+        await consume(runtime, stream)
+
+
+async def consume(runtime: Runtime, stream: faust.StreamT) -> None:
+    """The agent loop, shared by the person and the household agents (agents/households.py)."""
+    # The order below is what makes a kill at any instant safe: the record's outputs
+    # are acknowledged by the broker before its state is written, and the record is
+    # acknowledged to Faust (so its offset may be committed, after the changelog is
+    # flushed) only after that. A replay then either finds the old state and sends
+    # the same outputs again (same ids, same content) or finds the new state, whose
+    # outputs were delivered. Acks are manual: Faust acks an event whose processing
+    # was cancelled or raised (the iterator's ``finally``), and a shutdown would then
+    # commit a record whose outputs and state never happened.
+    manual = stream.noack()
+    async for event in manual.events():
+        msg = event.message
+        processed = runtime.process(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+        await runtime.deliver(processed.emits)
+        runtime.save_state(msg.topic)  # the states of this agent only
+        runtime.observe(msg.topic, msg.partition, msg.offset, msg.timestamp, processed)
+        await manual.ack(event)
