@@ -82,7 +82,7 @@ def test_a_forward_carries_the_members_hardship_flag_and_a_reversal_finds_its_ho
     assert (back.household_id, back.kind, back.reverses) == (HH, "reversal", "w1")
     [household] = processor.feed_back(processed)
     assert household.outcome is Outcome.REVERSED
-    assert processor.household_state.get(HH).rolling_fen == 0  # type: ignore[union-attr]
+    assert processor.household_state.get(HH).rolling_fen == 0
 
 
 def test_a_duplicate_is_not_forwarded_and_a_settlement_without_household_is_not_either():
@@ -137,4 +137,4 @@ def test_each_agent_saves_and_discards_only_its_own_staged_state():
     runtime.save_state(household_topic)  # the household agent's outputs are delivered, not the person's
     assert (medical.pending, households.pending) == (1, 0)
     runtime.discard_state(person_topic)
-    assert medical.pending == 0 and households.backing.get(HH) is not None  # type: ignore[attr-defined]
+    assert medical.pending == 0 and households.backing.get(HH) is not None
