@@ -3,6 +3,7 @@ through the internal household topic, across a restart and a rebuild from the ch
 
 from __future__ import annotations
 
+import functools
 import signal
 from typing import Any
 
@@ -62,9 +63,12 @@ def send_one_by_one(kafka: Any, worker: Any, values: list[dict[str, Any]], forwa
     same (household, tier) warnings, but other sums in them (R7 promises no more)."""
     for n, value in enumerate(values, forwarded + 1):
         kafka.send("MEDICAL_SETTLEMENTS", value)
-        wait_until(
-            lambda n=n: consumed_total(worker.metrics(), household=True) >= n, 60, f"forward {n} consumed"
-        )
+        reached = functools.partial(_forwards_consumed, worker, n)
+        wait_until(reached, 60, f"forward {n} consumed")
+
+
+def _forwards_consumed(worker: Any, count: int) -> bool:
+    return consumed_total(worker.metrics(), household=True) >= count
 
 
 def check_crossings(warnings: list[dict[str, Any]]) -> None:
