@@ -249,7 +249,7 @@ AwareDateTime = Annotated[datetime, Meta(tz=True)]
 
 class HouseholdSettlement(Struct, frozen=True, kw_only=True):
     """A member's settlement or reversal re-keyed by household: the internal topic's value
-    (``schemas/internal.household.settlements.v1.json``), keyed by ``household_id``.
+    (``schemas/benefit-integrity-household-settlements.json``), keyed by ``household_id``.
 
     ``self_pay_fen`` and ``service_on`` are those of a settlement (0 and None on a reversal,
     whose amounts are ignored as in R1); ``hardship_holder`` is the member's R8 flag when the

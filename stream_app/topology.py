@@ -79,7 +79,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     # R7's repartition: members' settlements and reversals re-keyed by household.
     TopicSpec(
         "HOUSEHOLD_SETTLEMENTS",
-        "internal.household.settlements.v1",
+        "benefit-integrity-household-settlements",
         Direction.INTERNAL,
         HouseholdSettlement,
         "household_id",
