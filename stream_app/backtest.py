@@ -23,6 +23,9 @@ Decisions (see docs/usage.md, "Backtest"):
   null (a tombstone: a ``json`` dead letter, as in the worker). A JSON object or
   other JSON value in its place (as ``stream-app tail`` prints) is taken as the
   value's exact text.
+- R7: a settlement's forward to the internal household topic is not printed; it is
+  processed at once, as the worker's household agent would, and its outputs follow the
+  record's own. Lines of the internal topic itself are skipped like any other topic's.
 - A record whose processing raises (a defect, never bad input) leaves the state as
   before it and becomes an ``internal`` dead letter, as in the worker; counted on stderr.
 
