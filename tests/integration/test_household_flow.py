@@ -132,3 +132,11 @@ def test_the_household_table_is_rebuilt_from_its_changelog_into_an_empty_data_di
     check_crossings(household_warnings(kafka, 2))
     all_consumed(rebuilt, len(AFTER_RESTART), len(AFTER_RESTART))
     assert len(kafka.read("ASSISTANCE_WARNINGS")) == 2
+
+    # A bad value on the internal topic (a foreign producer, a defect) is a dead letter like
+    # any input's, and the household goes on as if it had not been there.
+    kafka.send("HOUSEHOLD_SETTLEMENTS", b'{"household_id": ', key=HH)
+    [letter] = kafka.wait_for("DEADLETTER", 1)
+    assert (letter["topic"], letter["error_class"]) == (kafka.topics["HOUSEHOLD_SETTLEMENTS"], "json")
+    status, body = rebuilt.get(f"/households/{HH}")
+    assert (status, body["medical"]["rolling_self_pay"]) == (200, "71000.00")
