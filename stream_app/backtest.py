@@ -23,6 +23,9 @@ Decisions (see docs/usage.md, "Backtest"):
   null (a tombstone: a ``json`` dead letter, as in the worker). A JSON object or
   other JSON value in its place (as ``stream-app tail`` prints) is taken as the
   value's exact text.
+- R7: a settlement's forward to the internal household topic is not printed; it is
+  processed at once, as the worker's household agent would, and its outputs follow the
+  record's own. Lines of the internal topic itself are skipped like any other topic's.
 - A record whose processing raises (a defect, never bad input) leaves the state as
   before it and becomes an ``internal`` dead letter, as in the worker; counted on stderr.
 
@@ -47,8 +50,10 @@ from typing import IO, Any, BinaryIO, TextIO, TypeVar, cast
 import msgspec
 
 from stream_app.processing import (
+    HOUSEHOLD_TOPIC,
     DictState,
     Emit,
+    Processed,
     Processor,
     processing_failed,
     stamped,
@@ -62,6 +67,7 @@ from stream_app.records import (
     encode,
 )
 from stream_app.rules.common import CST
+from stream_app.rules.household import HouseholdState
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.settings import (
@@ -270,28 +276,42 @@ def process(
     undo: list[tuple[DictState[Any], str, Any]] = []  # the writes of the record in hand
     medical_state: _UndoableState[MedicalState] = _UndoableState(undo)
     status_state: _UndoableState[StatusState] = _UndoableState(undo)
-    processor = Processor(settings, medical_state, status_state)
+    household_state: _UndoableState[HouseholdState] = _UndoableState(undo)
+    processor = Processor(settings, medical_state, status_state, household_state)
     process_one = processor.process
     outputs = stats.outputs
     limit = settings.max_record_bytes
+    household_topic = settings.topic(HOUSEHOLD_TOPIC)
+
+    def run_one(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Processed:
+        try:
+            processed = process_one(topic, partition, offset, key, value)
+        except Exception as exc:  # a defect: as the worker does, state as before, a dead letter
+            _rollback(undo)
+            stats.internal_errors += 1
+            if len(stats.internal_error_at) < 3:
+                stats.internal_error_at.append(f"{topic}[{partition}]@{offset}: {type(exc).__name__}")
+            return processing_failed(exc, topic, partition, offset, key, value, limit)
+        if undo:
+            undo.clear()
+        return processed
+
     with _no_cyclic_gc():
         for n, (ts, topic, partition, offset, key, value) in enumerate(records, 1):
-            try:
-                processed = process_one(topic, partition, offset, key, value)
-            except Exception as exc:  # a defect: as the worker does, state as before, a dead letter
-                _rollback(undo)
-                stats.internal_errors += 1
-                if len(stats.internal_error_at) < 3:
-                    stats.internal_error_at.append(f"{topic}[{partition}]@{offset}: {type(exc).__name__}")
-                processed = processing_failed(exc, topic, partition, offset, key, value, limit)
-            else:
-                if undo:
-                    undo.clear()
+            processed = run_one(topic, partition, offset, key, value)
             if processed.emits:
                 now = stamp_text(ts)
                 for item in processed.emits:
+                    if item.topic == HOUSEHOLD_TOPIC:
+                        # R7's re-keyed record: not printed, but consumed at once as the
+                        # worker's household agent would (no offset: nothing was read).
+                        forwarded = run_one(household_topic, -1, -1, item.key, encode(item.value))
+                        for sub in forwarded.emits:
+                            outputs[sub.topic] += 1
+                            sink(sub, stamped(sub.value, now), ts)  # type: ignore[arg-type]  # an output
+                        continue
                     outputs[item.topic] += 1
-                    sink(item, stamped(item.value, now), ts)
+                    sink(item, stamped(item.value, now), ts)  # type: ignore[arg-type]  # an output
             if n % _PROGRESS_STEP == 0:
                 tick(n)
     return processor

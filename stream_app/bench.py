@@ -42,7 +42,7 @@ from typing import Any, TextIO
 from stream_app import broker, harness
 from stream_app.bench_feed import FeedMaker, Record, latency_feed, throughput_feed
 from stream_app.harness import HarnessError, Worker, free_port
-from stream_app.processing import INPUT_TYPES
+from stream_app.processing import HOUSEHOLD_TOPIC, INPUT_TYPES
 from stream_app.records import decode
 from stream_app.security import kafka_python_config
 from stream_app.settings import DEFAULT_TOPICS, Settings
@@ -96,6 +96,13 @@ def metric_sum(text: str, name: str) -> float | None:
     """Sum of a Prometheus metric's series (any labels), or None when absent."""
     found = re.findall(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", text, re.M)
     return sum(float(v) for v in found) if found else None
+
+
+def metric_sum_where(text: str, name: str, label: str, keep: Callable[[str], bool]) -> float | None:
+    """Sum of a metric's series whose ``label`` value passes ``keep``, or None when absent."""
+    pattern = rf'^{re.escape(name)}\{{[^}}]*\b{re.escape(label)}="([^"]*)"[^}}]*\}} (\S+)$'
+    found = [float(v) for value, v in re.findall(pattern, text, re.M) if keep(value)]
+    return sum(found) if found else None
 
 
 def metric_max(text: str, name: str) -> float | None:
@@ -468,6 +475,7 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
             STREAM_APP_WEB_HOST="127.0.0.1",
         )
         say("starting the worker")
+        household_topic = settings.topic(HOUSEHOLD_TOPIC)
         worker = Worker(worker_env, work / "worker.log")
         children.append(worker.start(wait_ready=False))
 
@@ -477,8 +485,16 @@ def _run(settings: Settings, plan: Plan, own_broker: bool, say: Progress) -> dic
             status, body = worker.get("/metrics")
             if status != 200:
                 return None, None
-            done = metric_sum(body, "benefit_integrity_records_consumed_total")
+            consumed = "benefit_integrity_records_consumed_total"
+            done = metric_sum_where(body, consumed, "topic", lambda topic: topic != household_topic)
             last = metric_max(body, "benefit_integrity_last_consumed_timestamp_seconds")
+            # R7: an input record is done once what it forwarded to the household topic is too.
+            forwards = metric_sum(body, "benefit_integrity_household_forwards_total") or 0.0
+            households = (
+                metric_sum_where(body, consumed, "topic", lambda topic: topic == household_topic) or 0.0
+            )
+            if done is not None and done >= plan.events and households < forwards:
+                done = plan.events - 1
             if done and not sched:
                 sched.append((sched_seconds(worker.pid), time.monotonic()))
             return done, last

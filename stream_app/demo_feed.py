@@ -22,6 +22,9 @@ TEKUN_RECIPIENT = with_check_character("33018319360920003")  # 特困 recipient 
 REVOKED_HOLDER = with_check_character("33018319800415005")  # disability certificate revoked
 SEVERE_NEW = with_check_character("33018319951230006")  # level-1 certification, never applied
 WRONG_DEATH = with_check_character("33018319510707007")  # a death registered by mistake
+SHAO_GUOLIANG = with_check_character("33018319740618008")  # 邵国良: "老婆看完孩子看,孩子看完我看"
+SHAO_WIFE = with_check_character("33018319760921009")
+SHAO_CHILD = with_check_character("33018320050312010")
 #: Lin Xiaohua's number with a wrong check character: bad input.
 BAD_ID = LIN_XIAOHUA[:17] + ("9" if LIN_XIAOHUA[17] != "9" else "8")
 
@@ -55,6 +58,7 @@ def _enrol(eid: str, person: str, region: str, program: str, status: str, amount
 def stories() -> list[tuple[str, list[tuple[str, Any]]]]:
     """(title, records) per story; a record's value is a dict, or raw bytes for bad input."""
     lin = "HH-YINHU-DUMU-017"
+    shao = {"household_id": "HH-YONGCHANG-QINGHE-032"}
     return [
         (
             "林小花 (Yinhu): breast cancer, 70,000 yuan self-pay in half a year",
@@ -244,6 +248,50 @@ def stories() -> list[tuple[str, list[tuple[str, Any]]]]:
                         "status": "withdrawn",
                         "withdraws": "GA-SW-2017-1101",
                     },
+                ),
+            ],
+        ),
+        (
+            "邵国良's family (Yongchang): three members ill one after another, none over a tier alone",
+            # R7: the wife 28,000, the child 14,000, Shao 29,000 yuan self-pay; the household
+            # crosses 30,000 with the child's bill (42,000: R8 suggests 0.5 x 32,000 = 16,000)
+            # and 50,000 with Shao's (71,000: 0.5 x 61,000 = 30,500, capped at 30,000).
+            [
+                _settle(
+                    "YB-2019-0302",
+                    SHAO_WIFE,
+                    YONGCHANG,
+                    "2019-03-02T09:00:00+08:00",
+                    "16000",
+                    "52000",
+                    **shao,
+                ),
+                _settle(
+                    "YB-2019-0520",
+                    SHAO_WIFE,
+                    YONGCHANG,
+                    "2019-05-20T09:00:00+08:00",
+                    "12000",
+                    "35000",
+                    **shao,
+                ),
+                _settle(
+                    "YB-2019-0815",
+                    SHAO_CHILD,
+                    YONGCHANG,
+                    "2019-08-15T09:00:00+08:00",
+                    "14000",
+                    "40000",
+                    **shao,
+                ),
+                _settle(
+                    "YB-2019-1108",
+                    SHAO_GUOLIANG,
+                    YONGCHANG,
+                    "2019-11-08T09:00:00+08:00",
+                    "29000",
+                    "88000",
+                    **shao,
                 ),
             ],
         ),

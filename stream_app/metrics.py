@@ -12,7 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from stream_app.processing import Outcome, Processed
-from stream_app.records import PaymentResume, PaymentStop
+from stream_app.records import HouseholdSettlement, PaymentResume, PaymentStop
 
 log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
@@ -71,6 +71,11 @@ class Metrics:
             f"{PREFIX}_duplicate_records",
             "Records redelivered with an event_id already processed (counted once).",
             ["topic"],
+            registry=r,
+        )
+        self.household_forwards = Counter(
+            f"{PREFIX}_household_forwards",
+            "Settlements and reversals re-keyed to the internal household topic (R7's person side).",
             registry=r,
         )
         self.latency = Histogram(
@@ -193,6 +198,8 @@ class Metrics:
                     self.overpaid.labels(value.program).inc(float(value.overpaid_amount))
             elif isinstance(value, PaymentResume):
                 self.resumes.labels(value.program).inc()
+            elif isinstance(value, HouseholdSettlement):
+                self.household_forwards.inc()
             else:
                 self.warnings.labels(value.rule, getattr(value, "tier", "none")).inc()  # type: ignore[union-attr]
             if log.isEnabledFor(logging.DEBUG):

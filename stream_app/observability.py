@@ -75,6 +75,8 @@ def install(app: faust.App, runtime: Runtime) -> None:
     # And the outputs known in advance, so the first one after a restart counts in increase().
     for tier in runtime.settings.rules.medical_tiers_fen:
         metrics.warnings.labels("MEDICAL_SELF_PAY", money(tier))
+    for tier in runtime.settings.rules.household_tiers_fen:
+        metrics.warnings.labels("HOUSEHOLD_SELF_PAY", money(tier))
     for rule in ("DISABILITY_NURSING_ELIGIBLE", "DUPLICATE_ASSISTANCE", "POST_DEATH_ACTIVITY"):
         metrics.warnings.labels(rule, "none")
     for program in KNOWN_PROGRAMS:

@@ -9,7 +9,9 @@ both give the same outputs with the same ids. Emitting (and the wall-clock
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol
 
 from msgspec import Struct
@@ -18,28 +20,37 @@ from msgspec.structs import replace
 from stream_app.records import (
     DeadLetter,
     DeathRegistration,
+    HouseholdSettlement,
     InputRecord,
     MedicalSettlement,
-    Output,
     PaymentResume,
     PaymentStop,
     Rejected,
     SelfPayWarning,
+    Sent,
     StatusRecord,
     decode,
+    decode_rekeyed,
+    encode,
 )
-from stream_app.rules import medical, post_death, status
+from stream_app.rules import household, medical, post_death, status
 from stream_app.rules.common import start_of_day_cst, to_us
+from stream_app.rules.household import HouseholdState
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
+from stream_app.rules.window import find as held_entry
 from stream_app.settings import RuleParams, Settings
 from stream_app.state import DictState as DictState  # re-exported: tests and tools build on it
 from stream_app.state import StateAccess
-from stream_app.topology import INPUT_TOPICS, TOPIC
+from stream_app.topology import INPUT_TOPICS, INTERNAL_TOPICS, TOPIC
 
 #: Logical input topic -> the record its values decode to (declared in topology.py).
 INPUT_TYPES: dict[str, type[InputRecord]] = {logical: TOPIC[logical].value_type for logical in INPUT_TOPICS}
 STATUS_TOPICS = ("DISABILITY_REGISTRATIONS", "DEATH_REGISTRATIONS", "SUBSIDY_ENROLLMENTS")
+#: The internal topic that carries settlements re-keyed by household (R7).
+HOUSEHOLD_TOPIC = "HOUSEHOLD_SETTLEMENTS"
+#: Every topic the worker consumes: the inputs, then its internal topics.
+CONSUMED_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, *INTERNAL_TOPICS)
 
 
 class Outcome(StrEnum):
@@ -75,11 +86,13 @@ _OUTCOMES: dict[str, Outcome] = {outcome.value: outcome for outcome in Outcome}
 
 
 class Emit(Struct, frozen=True):
-    """An output with its destination: logical topic name and message key."""
+    """An output with its destination: logical topic name and message key. An emit to the
+    internal household topic carries a ``HouseholdSettlement`` (not printed by a backtest,
+    processed again instead: ``feed_back``)."""
 
     topic: str
     key: bytes | None
-    value: Output
+    value: Sent
 
 
 class Processed(Struct, frozen=True):
@@ -89,7 +102,7 @@ class Processed(Struct, frozen=True):
     emits: tuple[Emit, ...]
     outcome: Outcome
     event_id: str | None = None
-    record: InputRecord | None = None  # the decoded record; None for a dead letter
+    record: InputRecord | HouseholdSettlement | None = None  # the decoded record; None for a dead letter
     error_class: str | None = None  # a dead letter's class (``DeadLetter.error_class``); else None
 
     @property
@@ -98,14 +111,19 @@ class Processed(Struct, frozen=True):
         return None if self.record is None else event_time_us(self.record)
 
 
-def stamped(value: Output, now: str) -> Output:
-    """The output as sent: ``emitted_at`` (``received_at`` on a dead letter) set to ``now``."""
+def stamped(value: Sent, now: str) -> Sent:
+    """The output as sent: ``emitted_at`` (``received_at`` on a dead letter) set to ``now``.
+    A re-keyed record is sent as it is: a replay must send it again byte for byte."""
     if isinstance(value, DeadLetter):
         return replace(value, received_at=now)
+    if isinstance(value, HouseholdSettlement):
+        return value
     return replace(value, emitted_at=now)
 
 
-def _route(output: Output) -> Emit:
+def _route(output: Sent) -> Emit:
+    if isinstance(output, HouseholdSettlement):
+        return Emit(HOUSEHOLD_TOPIC, output.household_id.encode(), output)
     if isinstance(output, PaymentStop):
         return Emit("PAYMENT_STOPS", output.person_id.encode(), output)
     if isinstance(output, PaymentResume):
@@ -194,7 +212,11 @@ def processing_failed(
 #: on a new node or an empty data dir, would lose it).
 _REWRITE = frozenset({Outcome.DUPLICATE})
 
-Handled = tuple[tuple[Output, ...], Outcome]
+Handled = tuple[tuple[Sent, ...], Outcome]
+
+
+#: Decodes a topic's value (key, value, size limit) into its record, or says why not.
+Decoder = Callable[[bytes | None, bytes | None, int], Any]
 
 
 class Handler(Protocol):
@@ -205,7 +227,9 @@ class Handler(Protocol):
 
 
 class SettlementHandler:
-    """R1 and R8 on a settlement or reversal, and R4's settlement side."""
+    """R1 and R8 on a settlement or reversal, R4's settlement side, and R7's person side: a
+    settlement or reversal that names a household is forwarded, re-keyed, to the household
+    topic (``forwards``)."""
 
     def __init__(
         self,
@@ -226,25 +250,73 @@ class SettlementHandler:
         # see ``_REWRITE``.
         if step.state is not window or outcome in _REWRITE:
             self.medical_state.put(person, step.state)
-        outputs = step.outputs
-        # The status state is read only for what needs it: R8's hardship flag on a warning,
-        # and R4 on a settlement placed in the window. A duplicate, a reversal or a bill
-        # outside the window without a warning never decodes it.
-        if not outputs and outcome is not Outcome.COUNTED:
+        outputs: tuple[Sent, ...] = step.outputs
+        rekeyed = None
+        if rec.kind == "reversal" and forwards(outcome):
+            # R7: to the household of the settlement it cancels (the window's entry of it,
+            # read before this record), as reversals need not repeat the household. No R8
+            # flag travels with a reversal, so the status state is not read for it.
+            rekeyed = household.rekeyed(rec, held_entry(window, rec.reverses), hardship_holder=False)  # type: ignore[arg-type]
+            if not step.outputs:
+                return (rekeyed,) if rekeyed is not None else outputs, outcome
+        forward = rec.household_id is not None and rec.kind == "settlement" and forwards(outcome)
+        # The status state is read only for what needs it: R8's hardship flag on a warning or
+        # on a forward to the household, and R4 on a settlement placed in the window. A
+        # duplicate, a reversal or a bill outside the window with neither never decodes it.
+        if not step.outputs and outcome is not Outcome.COUNTED and not forward:
             return outputs, outcome
         held = self.status_state.get(person)
-        if held is None:
-            return outputs, outcome
-        if outputs and held.hardship_holder:
+        hardship = held is not None and held.hardship_holder
+        if step.outputs and hardship:
             # The rule is pure: asked again with the flag, it gives the same warning flagged.
             outputs = medical.step(window, rec, hardship_holder=True, params=self.params).outputs
-        if outcome is Outcome.COUNTED and held.death is not None:
+        if outcome is Outcome.COUNTED and held is not None and held.death is not None:
             # R4, settlement side: the settlement just placed, against the death in force.
             placed = [e for e in step.state.entries if e.event_id == rec.event_id]  # type: ignore[union-attr]
             outputs += post_death.warnings(
                 person, placed, held.death, self.params, region_code=rec.region_code
             )
+        if forward:
+            # R7: the settlement re-keyed by household, with the member's R8 flag now.
+            rekeyed = household.rekeyed(rec, hardship_holder=hardship)
+        if rekeyed is not None:
+            outputs += (rekeyed,)
         return outputs, outcome
+
+
+#: Person-side outcomes whose record is forwarded to the household topic (when it names a
+#: household). Not ``DUPLICATE``: a record the person's state already holds had its forward
+#: acknowledged by the broker before that state was written (outputs, then state), so the
+#: household topic has it already; that holds after a kill between the forward and the state
+#: write too (the replay finds the old state, is not a duplicate, and forwards the same bytes
+#: again, which the household side counts once), and in the ``_REWRITE`` case (the local
+#: store's write came after the forward). Not forwarding a duplicate also keeps a redelivered
+#: input from sending a forward with a different ``hardship_holder`` than the first.
+#: ``OUTSIDE_WINDOW`` and ``UNKNOWN_REVERSAL`` are forwarded: they are about the person's
+#: window, and the household's may still hold that time or that settlement.
+_FORWARDED = frozenset({Outcome.COUNTED, Outcome.OUTSIDE_WINDOW, Outcome.REVERSED, Outcome.UNKNOWN_REVERSAL})
+
+
+def forwards(outcome: Outcome) -> bool:
+    """Whether a settlement or reversal with this person-side outcome goes to its household."""
+    return outcome in _FORWARDED
+
+
+class HouseholdHandler:
+    """R7 and R8 on a settlement or reversal re-keyed by household (the internal topic)."""
+
+    def __init__(self, params: RuleParams, household_state: StateAccess[HouseholdState]) -> None:
+        self.params = params
+        self.household_state = household_state
+
+    def __call__(self, rec: HouseholdSettlement) -> Handled:
+        key = rec.household_id
+        current = self.household_state.get(key)
+        step = household.step(current, rec, params=self.params)
+        outcome = _OUTCOMES[step.outcome]
+        if step.state is not current or outcome in _REWRITE:
+            self.household_state.put(key, step.state)
+        return step.outputs, outcome
 
 
 class StatusHandler:
@@ -291,40 +363,69 @@ class Processor:
         settings: Settings,
         medical_state: StateAccess[MedicalState],
         status_state: StateAccess[StatusState],
+        household_state: StateAccess[HouseholdState] | None = None,
     ) -> None:
         self.settings = settings
         self.params = settings.rules
         self.medical_state = medical_state
         self.status_state = status_state
+        #: In a dict when not given (a backtest or an expectation that does not look at it).
+        self.household_state: StateAccess[HouseholdState] = (
+            DictState() if household_state is None else household_state
+        )
         self.handlers: dict[str, Handler] = {}
-        #: Kafka topic name -> (the record its values decode to, its handler): one lookup per record.
-        self._routes: dict[str, tuple[type[InputRecord], Handler]] = {}
+        #: Kafka topic name -> (its values' decoder, its handler): one lookup per record.
+        self._routes: dict[str, tuple[Decoder, Handler]] = {}
         self.register("MEDICAL_SETTLEMENTS", SettlementHandler(self.params, medical_state, status_state))
         status_handler = StatusHandler(self.params, status_state, medical_state)
         for logical in STATUS_TOPICS:
             self.register(logical, status_handler)
+        self.register(HOUSEHOLD_TOPIC, HouseholdHandler(self.params, self.household_state), decode_rekeyed)
 
-    def register(self, logical: str, handler: Handler) -> None:
+    def register(self, logical: str, handler: Handler, decoder: Decoder | None = None) -> None:
         """Handle the records of this topic (declared in topology.py) with ``handler``; their
-        values decode to the topic's value type first."""
+        values are decoded first (by default: an input's decode into the topic's value type)."""
         self.handlers[logical] = handler
-        self._routes[self.settings.topic(logical)] = (TOPIC[logical].value_type, handler)
+        if decoder is None:
+            decoder = partial(decode, TOPIC[logical].value_type)
+        self._routes[self.settings.topic(logical)] = (decoder, handler)
 
     def process(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> Processed:
-        record_type, handler = self._routes[topic]
-        rec = decode(record_type, key, value, self.settings.max_record_bytes)
+        decoder, handler = self._routes[topic]
+        rec = decoder(key, value, self.settings.max_record_bytes)
         if isinstance(rec, Rejected):
             letter = dead_letter(rec, topic, partition, offset, key, value, self.settings.max_record_bytes)
             return Processed((letter,), Outcome.DEAD_LETTER, error_class=rec.error_class)
         outputs, outcome = handler(rec)
         return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, rec)
 
+    def with_households(self, processed: Processed) -> tuple[Emit, ...]:
+        """Everything a streaming run sends out for this record: its outputs but the re-keyed
+        records, then what the household side makes of those (``feed_back``)."""
+        emits = tuple(item for item in processed.emits if item.topic != HOUSEHOLD_TOPIC)
+        if len(emits) == len(processed.emits):
+            return emits
+        for fed in self.feed_back(processed):
+            emits += fed.emits
+        return emits
 
-def event_time_us(rec: InputRecord) -> int:
+    def feed_back(self, processed: Processed) -> tuple[Processed, ...]:
+        """What the re-keyed records among ``processed``'s outputs give when processed in turn,
+        as the worker's household agent would (without a broker: backtest, expectations).
+        Only their outputs matter here; partition and offset are -1 (nothing was consumed)."""
+        topic = self.settings.topic(HOUSEHOLD_TOPIC)
+        return tuple(
+            self.process(topic, -1, -1, item.key, encode(item.value))
+            for item in processed.emits
+            if item.topic == HOUSEHOLD_TOPIC
+        )
+
+
+def event_time_us(rec: InputRecord | HouseholdSettlement) -> int:
     """Event time of a record: when it happened at its source (not when it arrived)."""
-    if isinstance(rec, MedicalSettlement):
+    if isinstance(rec, (MedicalSettlement, HouseholdSettlement)):
         return to_us(rec.settled_at)
     if isinstance(rec, DeathRegistration):
         return to_us(rec.registered_at)

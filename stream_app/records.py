@@ -239,6 +239,38 @@ class DeadLetter(_Output, frozen=True, kw_only=True, omit_defaults=True):
 
 Output = AssistanceWarning | PaymentStop | PaymentResume | DeadLetter
 
+
+# ---------------------------------------------------------------------------
+# The internal topic's value: what the person side sends the household side (R7).
+
+FenAmount = Annotated[int, Meta(ge=0)]
+AwareDateTime = Annotated[datetime, Meta(tz=True)]
+
+
+class HouseholdSettlement(Struct, frozen=True, kw_only=True):
+    """A member's settlement or reversal re-keyed by household: the internal topic's value
+    (``schemas/benefit-integrity-household-settlements.json``), keyed by ``household_id``.
+
+    ``self_pay_fen`` and ``service_on`` are those of a settlement (0 and None on a reversal,
+    whose amounts are ignored as in R1); ``hardship_holder`` is the member's R8 flag when the
+    person side processed the settlement. Built by ``stream_app.rules.household.rekeyed``.
+    """
+
+    household_id: EventId
+    person_id: PersonId
+    event_id: EventId
+    region_code: RegionCode
+    settled_at: AwareDateTime
+    kind: Literal["settlement", "reversal"] = "settlement"
+    reverses: EventId | None = None
+    self_pay_fen: FenAmount = 0
+    service_on: date | None = None
+    hardship_holder: bool = False
+
+
+#: A value the worker sends: an output of the contract, or a record for its own internal topic.
+Sent = Output | HouseholdSettlement
+
 # ---------------------------------------------------------------------------
 # Decoding
 
@@ -597,13 +629,47 @@ def decode(
     return record
 
 
+_REKEYED = msgspec.json.Decoder(HouseholdSettlement)
+
+
+def decode_rekeyed(key: bytes | None, value: bytes | None, max_bytes: int) -> HouseholdSettlement | Rejected:
+    """Decode one record of the internal household topic, or say why it goes to the dead letters.
+
+    The worker writes these itself, so a bad one means a defect or a foreign producer; it is
+    refused with the same error classes as an input (the key must be the ``household_id``).
+    """
+    if value is None:
+        return Rejected("json", "the value is empty (null); expected a JSON object")
+    if len(value) > max_bytes:
+        return Rejected("too_large", f"the value has {len(value)} bytes, more than the limit of {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected("encoding", f"the value is not UTF-8 (bad byte at position {exc.start})")
+    try:
+        record = _REKEYED.decode(text)
+    except msgspec.ValidationError as exc:
+        return _from_validation_error(exc, text)
+    except msgspec.DecodeError as exc:
+        return Rejected("json", f"the value is not parseable JSON: {exc}")
+    except RecursionError:
+        return Rejected("json", "the value is nested too deeply to parse")
+    if record.kind == "reversal" and record.reverses is None:
+        return _schema_error("reverses", "required when kind is reversal")
+    if key is None:
+        return Rejected("key", "the record has no key; the key must be the value's household_id")
+    if key != record.household_id.encode():
+        return Rejected("key", "the key differs from the value's household_id; they must be equal")
+    return record
+
+
 # ---------------------------------------------------------------------------
 # Encoding
 
 _ENCODER = msgspec.json.Encoder()
 
 
-def encode(output: Output) -> bytes:
+def encode(output: Sent) -> bytes:
     return _ENCODER.encode(output)
 
 

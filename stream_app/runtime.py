@@ -10,13 +10,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream_app.metrics import Metrics
-from stream_app.processing import Emit, Processed, Processor, processing_failed, stamped
+from stream_app.processing import (
+    CONSUMED_TOPICS,
+    HOUSEHOLD_TOPIC,
+    Emit,
+    Processed,
+    Processor,
+    processing_failed,
+    stamped,
+)
 from stream_app.records import encode
+from stream_app.rules.household import HouseholdState
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.settings import Settings
-from stream_app.state import StagedState
-from stream_app.topology import INPUT_TOPICS
+from stream_app.state import DictState, StagedState
 
 log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
@@ -37,10 +45,30 @@ class Runtime:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     #: Seconds between attempts while the broker does not acknowledge outputs.
     retry_backoff_s: tuple[float, float] = (0.5, 10.0)
+    #: The household agent's state (R7); the processor's ``household_state`` in the worker.
+    household_state: StagedState[HouseholdState] = field(default_factory=lambda: StagedState(DictState()))
+    #: The household table's changelog writer, sent by the household agent only.
+    household_changelogs: list[Any] = field(default_factory=list)
 
     @property
     def input_topics(self) -> set[str]:
-        return {self.settings.topic(logical) for logical in INPUT_TOPICS}
+        """Every topic the worker consumes, the internal household topic included (lag, logs)."""
+        return {self.settings.topic(logical) for logical in CONSUMED_TOPICS}
+
+    def _staged(self, topic: str | None) -> tuple[StagedState[Any], ...]:
+        # The person agent and the household agent run side by side, each between a deliver
+        # and a save: each flushes (or drops) only its own staged writes, never the other's,
+        # whose outputs may not be acknowledged yet.
+        if topic is not None and topic == self.settings.topic(HOUSEHOLD_TOPIC):
+            return (self.household_state,)
+        return (self.medical_state, self.status_state)
+
+    def _changelogs(self, topic: str | None) -> list[Any]:
+        # As ``_staged``: an agent hands over only its own tables' changelog records, so its
+        # wait for them never returns while the other agent's are still on their way.
+        if topic is not None and topic == self.settings.topic(HOUSEHOLD_TOPIC):
+            return self.household_changelogs
+        return self.changelogs
 
     def process(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -48,13 +76,13 @@ class Runtime:
         """The record's outputs, its state writes staged. A defect in one record never stops the
         partition: its staged writes are dropped (those of the records before it in a batch
         stay) and it becomes an ``internal`` dead letter."""
-        self.medical_state.begin()
-        self.status_state.begin()
+        for state in self._staged(topic):
+            state.begin()
         try:
             return self.processor.process(topic, partition, offset, key, value)
         except Exception as exc:
-            self.medical_state.rollback()
-            self.status_state.rollback()
+            for state in self._staged(topic):
+                state.rollback()
             self.metrics.internal_errors.labels(topic).inc()
             log.error(
                 "internal error on %s[%d]@%d (%s); sent to the dead letters, state unchanged",
@@ -92,13 +120,14 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, most)
 
-    async def save_state(self) -> None:
-        """Write the staged state of the records whose outputs were delivered: each person's
-        last state once, in the partition of the record that wrote it; return once every
-        changelog record is in the producer client (so the flush before a commit covers it)."""
-        self.medical_state.flush()
-        self.status_state.flush()
-        for changelog in self.changelogs:
+    async def save_state(self, topic: str | None = None) -> None:
+        """Write the staged state of the records whose outputs were delivered, for the agent
+        that reads ``topic`` (None: the person agent): each key's last state once, in the
+        partition of the record that wrote it; return once every changelog record is in the
+        producer client (so the flush before a commit covers it)."""
+        for state in self._staged(topic):
+            state.flush()
+        for changelog in self._changelogs(topic):
             delay, most = self.retry_backoff_s
             while True:
                 try:
@@ -111,9 +140,9 @@ class Runtime:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, most)
 
-    def discard_state(self) -> None:
-        self.medical_state.discard()
-        self.status_state.discard()
+    def discard_state(self, topic: str | None = None) -> None:
+        for state in self._staged(topic):
+            state.discard()
 
     def observe(
         self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed

@@ -3,10 +3,10 @@
 A topic is known to the code by its logical name (``MEDICAL_SETTLEMENTS``); its Kafka name is
 the contract's default, overridden by ``STREAM_APP_TOPIC_<logical>`` (``settings.py``). Its
 value type is the record an input decodes to or the output encoded on it; ``schemas/<default
-name>.json`` describes the same values for other systems. An internal topic (a repartition,
-such as the coming household one) is one more entry with ``Direction.INTERNAL``: the worker
-creates it with the others and the same partition count. Each table has a compacted changelog
-topic named after it by Faust, ``<app id>-<table>-changelog``.
+name>.json`` describes the same values for other systems. An internal topic (a repartition:
+the household one, R7) is one more entry with ``Direction.INTERNAL``: the worker writes it,
+reads it back, and creates it with the others and the same partition count. Each table has a
+compacted changelog topic named after it by Faust, ``<app id>-<table>-changelog``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from stream_app.records import (
     DeadLetter,
     DeathRegistration,
     DisabilityRegistration,
+    HouseholdSettlement,
     MedicalSettlement,
     PaymentResume,
     PaymentStop,
@@ -75,6 +76,14 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("PAYMENT_STOPS", "payment.stops.v1", Direction.OUTPUT, PaymentStop, "person_id"),
     TopicSpec("PAYMENT_RESUMES", "payment.resumes.v1", Direction.OUTPUT, PaymentResume, "person_id"),
     TopicSpec("DEADLETTER", "deadletter.v1", Direction.OUTPUT, DeadLetter, "the input record's key"),
+    # R7's repartition: members' settlements and reversals re-keyed by household.
+    TopicSpec(
+        "HOUSEHOLD_SETTLEMENTS",
+        "benefit-integrity-household-settlements",
+        Direction.INTERNAL,
+        HouseholdSettlement,
+        "household_id",
+    ),
 )
 
 #: Logical name -> its declaration.
@@ -92,7 +101,12 @@ PERSON_MEDICAL = TableSpec(
 PERSON_STATUS = TableSpec(
     "person_status", "person_id", "death in force, disability certification, enrollment episodes"
 )
-TABLES: tuple[TableSpec, ...] = (PERSON_MEDICAL, PERSON_STATUS)
+HOUSEHOLD_MEDICAL = TableSpec(
+    "household_medical",
+    "household_id",
+    "R7's window of the members' settlements (member, R8 flag; reversed ones flagged), armed tiers",
+)
+TABLES: tuple[TableSpec, ...] = (PERSON_MEDICAL, PERSON_STATUS, HOUSEHOLD_MEDICAL)
 
 
 def changelog_topic(app_id: str, table: str) -> str:

@@ -12,7 +12,9 @@ from prometheus_client import generate_latest
 
 from stream_app import observability
 from stream_app.records import money, person_id_valid
+from stream_app.rules import household
 from stream_app.rules.common import from_us
+from stream_app.rules.household import HouseholdState
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
 from stream_app.runtime import Runtime
@@ -63,6 +65,29 @@ def medical_view(state: MedicalState, tiers_fen: tuple[int, ...]) -> dict[str, A
     }
 
 
+def household_view(state: HouseholdState, tiers_fen: tuple[int, ...]) -> dict[str, Any]:
+    """R7's window of a household: the R1 fields, its members and each member's settlements."""
+    return {
+        "rolling_self_pay": money(state.rolling_fen),
+        "window_start": state.window_start.isoformat(),
+        "window_end": state.window_end.isoformat(),
+        "armed_tiers": [money(t) for t in tiers_fen if t not in state.disarmed_fen],
+        "members": list(household.members(state)),
+        "hardship_holder": household.hardship_holder(state),
+        "settlements": [
+            {
+                "event_id": e.event_id,
+                "person_id": e.person_id,
+                "settled_at": from_us(e.settled_us, state.newest_offset_s).isoformat(),
+                "service_on": e.service_on.isoformat(),
+                "self_pay": money(e.self_pay_fen),
+                "reversed": e.reversed,
+            }
+            for e in state.entries
+        ],
+    }
+
+
 def status_view(state: StatusState) -> dict[str, Any]:
     death, cert = state.death, state.certification
     return {
@@ -95,9 +120,30 @@ def status_view(state: StatusState) -> dict[str, Any]:
     }
 
 
-def register(app: faust.App, runtime: Runtime, routing_table: faust.Table) -> None:
+def register(
+    app: faust.App, runtime: Runtime, routing_table: faust.Table, household_table: faust.Table
+) -> None:
     settings = runtime.settings
     token = settings.api_token
+
+    def refused(request: Request) -> dict[str, str] | None:
+        """The same token rule for every state endpoint: unset, open; set, a bearer token."""
+        if token is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return None
+        return {"error": "missing or wrong bearer token"}
+
+    def owner_gone(view: View, what: str) -> Response:
+        # The owner did not answer the forwarded request: typically a worker just killed,
+        # still in the group until its session times out and its partitions move. Nothing
+        # is wrong with the request: say so, and when to retry.
+        response = view.json(
+            {"error": "the worker that holds this key did not answer; retry shortly"}, status=503
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.page("/healthz")
     class Health(View):
@@ -139,20 +185,38 @@ def register(app: faust.App, runtime: Runtime, routing_table: faust.Table) -> No
     @app.page("/persons/{person_id}")
     class Person(View):
         async def get(self, request: Request, person_id: str) -> Response:
-            if token is not None:
-                given = request.headers.get("Authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                    return self.json({"error": "missing or wrong bearer token"}, status=401)
+            error = refused(request)
+            if error is not None:
+                return self.json(error, status=401)
             if not person_id_valid(person_id):
                 return self.json({"error": "not a valid 18-character resident identity number"}, status=400)
             try:
                 return await local_person(self, request, person_id=person_id)
             except (aiohttp.ClientError, OSError):  # OSError covers TimeoutError
-                # The owner did not answer the forwarded request: typically a worker just
-                # killed, still in the group until its session times out and its partitions
-                # move. Nothing is wrong with the request: say so, and when to retry.
-                response = self.json(
-                    {"error": "the worker that holds this person did not answer; retry shortly"}, status=503
-                )
-                response.headers["Retry-After"] = "5"
-                return response
+                return owner_gone(self, "person")
+
+    # A household's state lives with its key's partition of the household topic and table.
+    @app.table_route(table=household_table, match_info="household_id")
+    async def local_household(view: View, request: Request, *, household_id: str) -> Response:
+        state = runtime.household_state.get(household_id)
+        if state is None:
+            return view.json({"error": "no state for this household"}, status=404)
+        return view.json(
+            {
+                "household_id": household_id,
+                "medical": household_view(state, settings.rules.household_tiers_fen),
+            }
+        )
+
+    @app.page("/households/{household_id}")
+    class Household(View):
+        async def get(self, request: Request, household_id: str) -> Response:
+            error = refused(request)
+            if error is not None:
+                return self.json(error, status=401)
+            if not 1 <= len(household_id) <= 128:
+                return self.json({"error": "a household_id has 1-128 characters"}, status=400)
+            try:
+                return await local_household(self, request, household_id=household_id)
+            except (aiohttp.ClientError, OSError):  # OSError covers TimeoutError
+                return owner_gone(self, "household")

@@ -10,18 +10,15 @@ reversals cancel their original, tiers arm and fire as in R1.
 
 Everything the household side needs travels in the re-keyed record, R8's
 ``hardship_holder`` included (the member's, at that settlement), so it never looks
-across partitions. Not wired into the worker yet: this module is the pure rule.
+across partitions. The wiring (topic, table, agent) is in ``stream_app.processing`` and
+``agents/households.py``; this module is the pure rule.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
-
-from msgspec import Struct
 from msgspec.structs import replace
 
-from stream_app.records import MedicalSettlement, SelfPayWarning, fen, money
+from stream_app.records import HouseholdSettlement, MedicalSettlement, SelfPayWarning, fen, money
 from stream_app.rules import window
 from stream_app.rules.common import Step, output_id, to_us
 from stream_app.rules.medical import suggested_fen
@@ -29,26 +26,6 @@ from stream_app.rules.window import Entry
 from stream_app.settings import RuleParams
 
 RULE = "HOUSEHOLD_SELF_PAY"
-
-
-class HouseholdSettlement(Struct, frozen=True, kw_only=True):
-    """A member's settlement or reversal re-keyed by household: the internal topic's value.
-
-    ``self_pay_fen`` and ``service_on`` are those of a settlement (0 and None on a reversal,
-    whose amounts are ignored as in R1); ``hardship_holder`` is the member's R8 flag when the
-    person side processed the settlement.
-    """
-
-    household_id: str
-    person_id: str
-    event_id: str
-    region_code: str
-    settled_at: datetime
-    kind: Literal["settlement", "reversal"] = "settlement"
-    reverses: str | None = None
-    self_pay_fen: int = 0
-    service_on: date | None = None
-    hardship_holder: bool = False
 
 
 class HouseholdEntry(Entry, frozen=True, array_like=True, order=True):

@@ -25,6 +25,8 @@ INPUTS = (
     "subsidy.enrollments.v1",
 )
 OUTPUTS = ("assistance.warnings.v1", "payment.stops.v1", "payment.resumes.v1", "deadletter.v1")
+#: The internal re-key topic of R7, provisioned in overlays/production/strimzi with its ACLs.
+HOUSEHOLD_SETTLEMENTS = "benefit-integrity-household-settlements"
 CHANGELOGS = (
     f"{APP}-person_medical-changelog",
     f"{APP}-person_status-changelog",
@@ -155,7 +157,7 @@ def test_worker_accepts_the_settings(rendered: Any, helpers: Any, overlay: str, 
     loaded = settings.load(env)
     assert loaded.app_id == APP
     assert loaded.faust_metrics is True, "the OutputSendErrors alert and the engine panels need them"
-    assert set(loaded.topics.values()) == {*INPUTS, *OUTPUTS}
+    assert set(loaded.topics.values()) == {*INPUTS, *OUTPUTS, HOUSEHOLD_SETTLEMENTS}
 
 
 def test_settings_configmap(rendered: Any, helpers: Any, overlay: str) -> None:

@@ -7,7 +7,10 @@ end of every input partition.
 The feed is built so that the order of arrival across topics, which no one promises,
 cannot change the expected outputs: phase 1 (enrollments) is committed before phase 2
 starts, and in phase 2 each person has records in one topic only. Within a topic, a
-person's records keep their order (one key, one partition).
+person's records keep their order (one key, one partition). Households (R7) have two
+members on their own partitions, one with bills in phase 1 and one in phase 2: the first
+member's forwards are then ahead of the second's on the internal household topic, whatever
+the kills, as the pure expectation (which runs the household side too) takes them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from stream_app.processing import DictState, Processor
+from stream_app.processing import HOUSEHOLD_TOPIC, DictState, Processor
 from stream_app.records import encode
 from stream_app.settings import load
 from stream_app.topology import INPUT_TOPICS as INPUTS
@@ -197,6 +200,40 @@ def generate(seed: int, people: int, person_id: Callable[[int], str] = person) -
                 }
                 feed.phase2.append(("MEDICAL_SETTLEMENTS", pid.encode(), _json(reversal)))
             at += timedelta(days=rng.randrange(5, 60))
+
+    # Households (R7): two members each, bills of one member per phase (see the module's text),
+    # with redeliveries and a reversal that names no household (it goes to its original's).
+    for n in range(people // 3):
+        household = f"hh-{seed}-{n}"
+        at = datetime(2019, 3, 1, 9, 0) + timedelta(days=rng.randrange(100))
+        for m, phase in enumerate((feed.phase1, feed.phase2)):
+            pid = who()
+            sent = []
+            for k in range(rng.randint(2, 4)):
+                value = {
+                    "event_id": f"mh-{n}-{m}-{k}",
+                    "person_id": pid,
+                    "region_code": REGION,
+                    "household_id": household,
+                    "settled_at": at.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+                    "total_cost": _money(rng, 20000, 40000),
+                    "self_pay": _money(rng, 4000, 14000),
+                }
+                phase.append(("MEDICAL_SETTLEMENTS", pid.encode(), _json(value)))
+                sent.append(value)
+                if rng.random() < 0.15:  # redelivered by the source
+                    phase.append(("MEDICAL_SETTLEMENTS", pid.encode(), _json(value)))
+                if rng.random() < 0.15:
+                    reversal = {
+                        "event_id": f"mhr-{n}-{m}-{k}",
+                        "person_id": pid,
+                        "region_code": REGION,
+                        "settled_at": at.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+                        "kind": "reversal",
+                        "reverses": rng.choice(sent)["event_id"],
+                    }
+                    phase.append(("MEDICAL_SETTLEMENTS", pid.encode(), _json(reversal)))
+                at += timedelta(days=rng.randrange(5, 40))
 
     # Bad input among the good, on every topic (dead letters are outputs too).
     for phase in (feed.phase1, feed.phase2):
@@ -379,6 +416,14 @@ class Harness:
                 wait_until(
                     lambda: not behind(), timeout, "committed offsets at the end of every input partition"
                 )
+                # Then the household topic: every forward was acknowledged before the inputs
+                # that caused it were committed, so its end is known now.
+                internal = self.kafka.topics[HOUSEHOLD_TOPIC]
+                parts = [TopicPartition(internal, p) for p in reader.partitions_for_topic(internal) or ()]
+                ends.update({(tp.topic, tp.partition): end for tp, end in reader.end_offsets(parts).items()})
+                wait_until(
+                    lambda: not behind(), timeout, "committed offsets at the end of the household topic"
+                )
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; still behind: {behind()}\n{self.worker.log_tail()}") from None
         finally:
@@ -391,7 +436,7 @@ def expected_outputs(env: dict[str, str], sent: list[Sent], topics: dict[str, st
     expected: dict[Any, tuple] = {}
     for s in sent:
         processed = processor.process(topics[s.logical], s.partition, s.offset, s.key, s.value)
-        for item in processed.emits:
+        for item in processor.with_households(processed):  # the household side as well
             value = json.loads(encode(item.value))
             ident = identity(item.topic, value)
             assert ident not in expected or expected[ident] == (item.topic, item.key, _plain(value)), ident

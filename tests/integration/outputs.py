@@ -11,6 +11,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 
 from stream_app.settings import DEFAULT_TOPICS
+from stream_app.topology import TOPIC
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -28,8 +29,16 @@ def assert_valid(logical: str, records: list[dict[str, Any]]) -> None:
         assert not errors, f"{logical} record breaks its schema: {errors}\n{value}"
 
 
-def consumed_total(metrics_text: str) -> float:
+_HOUSEHOLD_TOPIC = TOPIC["HOUSEHOLD_SETTLEMENTS"].default
+
+
+def consumed_total(metrics_text: str, household: bool = False) -> float:
+    """Records the worker consumed from the input topics (``household``: from the internal
+    household topic instead, whose records the worker sends itself)."""
     return sum(
-        float(m.group(1))
-        for m in re.finditer(r"^benefit_integrity_records_consumed_total\{[^}]*\} (\S+)$", metrics_text, re.M)
+        float(m.group(2))
+        for m in re.finditer(
+            r'^benefit_integrity_records_consumed_total\{topic="([^"]*)"\} (\S+)$', metrics_text, re.M
+        )
+        if m.group(1).endswith(_HOUSEHOLD_TOPIC) == household
     )

@@ -24,7 +24,14 @@ def test_persons_needs_the_token_validates_ids_and_answers_state(kafka, make_wor
     assert worker.get("/persons/12345", auth)[0] == 400
     assert worker.get(f"/persons/{nobody}", auth)[0] == 404
 
-    kafka.send("MEDICAL_SETTLEMENTS", settlement_value("s1", who, "2017-03-01T09:00:00+08:00", "1234.5"))
+    assert worker.get("/households/HH-W1")[0] == 401  # the same token rule
+    assert worker.get("/households/HH-W1", auth)[0] == 404
+    assert worker.get("/households/" + "H" * 129, auth)[0] == 400
+
+    kafka.send(
+        "MEDICAL_SETTLEMENTS",
+        settlement_value("s1", who, "2017-03-01T09:00:00+08:00", "1234.5", household_id="HH-W1"),
+    )
     kafka.send("SUBSIDY_ENROLLMENTS", enrollment_value("e1", who, "dibao", "active", "2017-01-01", "760"))
 
     def state():
@@ -36,6 +43,16 @@ def test_persons_needs_the_token_validates_ids_and_answers_state(kafka, make_wor
     assert body["medical"]["armed_tiers"] == ["30000.00", "50000.00"]
     assert body["status"]["programs"][0]["program"] == "dibao"
     assert body["status"]["death_in_force"] is None
+
+    def household():
+        status, body = worker.get("/households/HH-W1", auth)
+        return body if status == 200 else None
+
+    body = wait_until(household, 30, "the household's state")
+    assert (body["household_id"], body["medical"]["members"]) == ("HH-W1", [who])
+    assert body["medical"]["rolling_self_pay"] == "1234.50"
+    assert body["medical"]["armed_tiers"] == ["30000.00", "50000.00"]
+    assert worker.get("/households/HH-W1")[0] == 401
 
 
 def test_readyz_says_not_ready_during_a_rebalance_and_either_worker_answers(kafka, make_worker):

@@ -125,7 +125,7 @@ def run(records: list[Record]) -> list[Any]:
         raw = json.dumps(value).encode()
         processed = processor.process(SETTINGS.topic(logical), 0, offset, value["person_id"].encode(), raw)
         assert not processed.outcome.startswith("dead_letter"), processed
-        outputs.extend(e.value for e in processed.emits)
+        outputs.extend(e.value for e in processor.with_households(processed))
     return outputs
 
 

@@ -96,7 +96,9 @@ def test_feed_records_are_valid_input_and_some_cause_outputs():
     outputs: Counter[str] = Counter()
     for offset, r in enumerate(records):
         assert not isinstance(decode(INPUT_TYPES[r.logical], r.key, r.value, 65536), Rejected), r.value
-        for emit in processor.process(TOPICS[r.logical], 0, offset, r.key, r.value).emits:
+        for emit in processor.with_households(
+            processor.process(TOPICS[r.logical], 0, offset, r.key, r.value)
+        ):
             value = emit.value
             label = getattr(value, "rule", None) or getattr(value, "reason", None)
             outputs[label or type(value).__name__] += 1
@@ -111,7 +113,9 @@ def test_each_probe_causes_exactly_one_output_naming_it():
     processor = Processor(load({}), DictState(), DictState())
     caused: Counter[str] = Counter()
     for offset, r in enumerate(records):
-        for emit in processor.process(TOPICS[r.logical], 0, offset, r.key, r.value).emits:
+        for emit in processor.with_households(
+            processor.process(TOPICS[r.logical], 0, offset, r.key, r.value)
+        ):
             caused[emit.value.caused_by] += 1
     probes = [r for r in records if r.probe]
     assert len(probes) == 50

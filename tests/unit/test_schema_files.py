@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from stream_app.records import decode_rekeyed
 from stream_app.settings import DEFAULT_TOPICS
+from stream_app.topology import INTERNAL_TOPICS, TOPIC
 from tests.contract_schemas import (
     CONTRACT_TOPICS,
     INPUT_TOPICS,
@@ -24,9 +26,24 @@ from tests.contract_schemas import (
 )
 
 
-def test_schema_files_are_one_per_contract_topic():
-    assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(f"{t}.json" for t in CONTRACT_TOPICS)
-    assert set(DEFAULT_TOPICS.values()) == set(CONTRACT_TOPICS)
+def test_schema_files_are_one_per_contract_topic_and_internal_topic():
+    internal = [TOPIC[logical].default for logical in INTERNAL_TOPICS]
+    assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(
+        f"{t}.json" for t in (*CONTRACT_TOPICS, *internal)
+    )
+    assert set(DEFAULT_TOPICS.values()) == set(CONTRACT_TOPICS).union(internal)
+
+
+@pytest.mark.parametrize("logical", INTERNAL_TOPICS)
+def test_internal_schema_is_valid_and_its_examples_decode(logical):
+    name = TOPIC[logical].default
+    doc = schema(name)
+    Draft202012Validator.check_schema(doc)
+    for example in doc["examples"]:
+        assert schema_errors(name, example) == []
+        raw = json.dumps(example).encode()
+        rec = decode_rekeyed(example["household_id"].encode(), raw, 65536)
+        assert isinstance(rec, TOPIC[logical].value_type), rec
 
 
 @pytest.mark.parametrize("topic", CONTRACT_TOPICS)

@@ -87,7 +87,7 @@ def emitted() -> list[tuple[str, bytes]]:
     processor = Processor(settings, DictState(), DictState())
     out = []
     for offset, (topic, key, value) in enumerate(_story_feed() + _hand_made_feed()):
-        for item in processor.process(topic, 0, offset, key, value).emits:
+        for item in processor.with_households(processor.process(topic, 0, offset, key, value)):
             out.append((settings.topics[item.topic], _stamped(item)))
     return out
 
