@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from stream_app.records import HouseholdSettlement, MedicalSettlement, SelfPayWarning, fen, money
+from stream_app.records import HouseholdSettlement, MedicalSettlement, fen
 from stream_app.rules import window
-from stream_app.rules.common import Step, output_id, to_us
-from stream_app.rules.medical import suggested_fen
+from stream_app.rules.common import Step, to_us
+from stream_app.rules.medical import self_pay_warning
 from stream_app.rules.window import Entry
 from stream_app.settings import RuleParams
 
@@ -124,20 +124,13 @@ def step(
         new = replace(new, disarmed_fen=disarmed)
     if tier is None:
         return Step(new, (), outcome)
-    warning = SelfPayWarning(
-        warning_id=output_id(RULE, rec.household_id, rec.event_id, str(tier)),
-        rule=RULE,
-        person_id=rec.person_id,
-        region_code=rec.region_code,
-        household_id=rec.household_id,
-        caused_by=rec.event_id,
-        occurred_at=rec.settled_at,
-        evidence=tuple(e.event_id for e in new.entries if not e.reversed),
-        tier=money(tier),
-        rolling_self_pay=money(rolling),
-        window_start=new.window_start,
-        window_end=new.window_end,
-        suggested_amount=money(suggested_fen(rolling, params.standard)),
+    warning = self_pay_warning(
+        RULE,
+        rec.household_id,
+        rec,
+        new,
+        tier,
+        params,
         hardship_holder=hardship_holder(new),
         members=members(new),
     )

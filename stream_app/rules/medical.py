@@ -10,10 +10,10 @@ from decimal import ROUND_FLOOR, Decimal
 
 from msgspec.structs import replace
 
-from stream_app.records import MedicalSettlement, SelfPayWarning, money
+from stream_app.records import HouseholdSettlement, MedicalSettlement, SelfPayWarning, money
 from stream_app.rules import window
 from stream_app.rules.common import EPOCH, US, Step, output_id
-from stream_app.rules.window import WINDOW, WINDOW_US, Entry
+from stream_app.rules.window import WINDOW, WINDOW_US, Entry, Window
 from stream_app.settings import AssistanceStandard, RuleParams
 
 RULE = "MEDICAL_SELF_PAY"
@@ -30,6 +30,39 @@ def suggested_fen(rolling_fen: int, standard: AssistanceStandard) -> int:
     """R8: min(cap, rate x max(0, rolling - deductible)), rounded down to the fen."""
     over = Decimal(max(0, rolling_fen - standard.deductible_fen))
     return min(standard.cap_fen, int((standard.rate * over).to_integral_value(ROUND_FLOOR)))
+
+
+def self_pay_warning(
+    rule: str,
+    key_id: str,
+    rec: MedicalSettlement | HouseholdSettlement,
+    state: Window,
+    tier: int,
+    params: RuleParams,
+    *,
+    hardship_holder: bool,
+    members: tuple[str, ...] | None,
+) -> SelfPayWarning:
+    """The R1 or R7 warning (with R8's figures) for the settlement ``rec`` that lifted the
+    rolling sum of ``state`` (a person's or a household's, keyed by ``key_id``) to ``tier``."""
+    rolling = state.rolling_fen
+    return SelfPayWarning(
+        warning_id=output_id(rule, key_id, rec.event_id, str(tier)),
+        rule=rule,
+        person_id=rec.person_id,
+        region_code=rec.region_code,
+        household_id=rec.household_id,
+        caused_by=rec.event_id,
+        occurred_at=rec.settled_at,
+        evidence=tuple(e.event_id for e in state.entries if not e.reversed),
+        tier=money(tier),
+        rolling_self_pay=money(rolling),
+        window_start=state.window_start,
+        window_end=state.window_end,
+        suggested_amount=money(suggested_fen(rolling, params.standard)),
+        hardship_holder=hardship_holder,
+        members=members,
+    )
 
 
 def step(
@@ -65,20 +98,7 @@ def step(
         new = replace(new, disarmed_fen=disarmed)
     if tier is None:
         return Step(new, (), outcome)
-    warning = SelfPayWarning(
-        warning_id=output_id(RULE, rec.person_id, rec.event_id, str(tier)),
-        rule=RULE,
-        person_id=rec.person_id,
-        region_code=rec.region_code,
-        household_id=rec.household_id,
-        caused_by=rec.event_id,
-        occurred_at=rec.settled_at,
-        evidence=tuple(e.event_id for e in new.entries if not e.reversed),
-        tier=money(tier),
-        rolling_self_pay=money(rolling),
-        window_start=new.window_start,
-        window_end=new.window_end,
-        suggested_amount=money(suggested_fen(rolling, params.standard)),
-        hardship_holder=hardship_holder,
+    warning = self_pay_warning(
+        RULE, rec.person_id, rec, new, tier, params, hardship_holder=hardship_holder, members=None
     )
     return Step(new, (warning,), outcome)
