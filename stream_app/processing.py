@@ -34,7 +34,7 @@ from stream_app.records import (
     encode,
 )
 from stream_app.rules import household, medical, post_death, status
-from stream_app.rules.common import start_of_day_cst, to_us
+from stream_app.rules.common import Step, start_of_day_cst, to_us
 from stream_app.rules.household import HouseholdState
 from stream_app.rules.medical import MedicalState
 from stream_app.rules.status import StatusState
@@ -226,6 +226,15 @@ class Handler(Protocol):
     def __call__(self, rec: Any) -> Handled: ...
 
 
+def _kept(store: StateAccess[Any], key: str, before: Any, step: Step[Any]) -> Outcome:
+    """Write the rule's new state (unchanged state is not written again, but for a record the
+    state already holds: see ``_REWRITE``) and give the step's outcome, typed."""
+    outcome = _OUTCOMES[step.outcome]
+    if step.state is not before or outcome in _REWRITE:
+        store.put(key, step.state)
+    return outcome
+
+
 class SettlementHandler:
     """R1 and R8 on a settlement or reversal, R4's settlement side, and R7's person side: a
     settlement or reversal that names a household is forwarded, re-keyed, to the household
@@ -245,11 +254,7 @@ class SettlementHandler:
         person = rec.person_id
         window = self.medical_state.get(person)
         step = medical.step(window, rec, hardship_holder=False, params=self.params)
-        outcome = _OUTCOMES[step.outcome]
-        # Unchanged state is not written again, but for a record the state already holds:
-        # see ``_REWRITE``.
-        if step.state is not window or outcome in _REWRITE:
-            self.medical_state.put(person, step.state)
+        outcome = _kept(self.medical_state, person, window, step)
         outputs: tuple[Sent, ...] = step.outputs
         rekeyed = None
         if rec.kind == "reversal" and forwards(outcome):
@@ -313,9 +318,7 @@ class HouseholdHandler:
         key = rec.household_id
         current = self.household_state.get(key)
         step = household.step(current, rec, params=self.params)
-        outcome = _OUTCOMES[step.outcome]
-        if step.state is not current or outcome in _REWRITE:
-            self.household_state.put(key, step.state)
+        outcome = _kept(self.household_state, key, current, step)
         return step.outputs, outcome
 
 
@@ -336,9 +339,7 @@ class StatusHandler:
         person = rec.person_id
         current = self.status_state.get(person)
         step = status.step(current, rec, params=self.params)
-        outcome = _OUTCOMES[step.outcome]
-        if step.state is not current or outcome in _REWRITE:
-            self.status_state.put(person, step.state)
+        outcome = _kept(self.status_state, person, current, step)
         outputs = step.outputs
         if outcome is Outcome.DEATH_REGISTERED:
             # R4, death side: the death now in force, against the settlements the window holds.

@@ -55,18 +55,22 @@ class Runtime:
         """Every topic the worker consumes, the internal household topic included (lag, logs)."""
         return {self.settings.topic(logical) for logical in CONSUMED_TOPICS}
 
+    def __post_init__(self) -> None:
+        # Looked up once: every record asks which agent's states it belongs to.
+        self._household_topic = self.settings.topic(HOUSEHOLD_TOPIC)
+
     def _staged(self, topic: str | None) -> tuple[StagedState[Any], ...]:
         # The person agent and the household agent run side by side, each between a deliver
         # and a save: each flushes (or drops) only its own staged writes, never the other's,
         # whose outputs may not be acknowledged yet.
-        if topic is not None and topic == self.settings.topic(HOUSEHOLD_TOPIC):
+        if topic is not None and topic == self._household_topic:
             return (self.household_state,)
         return (self.medical_state, self.status_state)
 
     def _changelogs(self, topic: str | None) -> list[Any]:
         # As ``_staged``: an agent hands over only its own tables' changelog records, so its
         # wait for them never returns while the other agent's are still on their way.
-        if topic is not None and topic == self.settings.topic(HOUSEHOLD_TOPIC):
+        if topic is not None and topic == self._household_topic:
             return self.household_changelogs
         return self.changelogs
 
