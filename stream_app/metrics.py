@@ -153,13 +153,11 @@ class Metrics:
         #: Event time of the newest record per input topic: a late record never moves the gauge back.
         self.newest_event_s: dict[str, float] = {}
         self._per_topic: dict[str, tuple[Any, Any, Any]] = {}
+        #: Records observed per topic since the last ``observe_batch``: the consumed counter
+        #: and the last-consumed gauge are updated once per batch, not per record.
+        self._consumed_in_batch: dict[str, int] = {}
 
-    def observe(
-        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
-    ) -> None:
-        """Count a record done: consumed, its outcome, its outputs, its latency (from its Kafka
-        timestamp ``timestamp_s``). The caller (``Runtime.observe``) keeps an error here from
-        stopping the agent."""
+    def _series(self, topic: str) -> tuple[Any, Any, Any]:
         # ``labels()`` costs microseconds a call: the series every record touches, looked up once.
         series = self._per_topic.get(topic)
         if series is None:
@@ -169,15 +167,32 @@ class Metrics:
                 self.last_event.labels(topic),
             )
             self._per_topic[topic] = series
-        consumed, last_consumed, last_event = series
-        consumed.inc()
-        last_consumed.set(time.time())
+        return series
+
+    def observe_batch(self, records: int) -> None:
+        """A batch done: its records counted as consumed (per topic), its size observed."""
+        counted, self._consumed_in_batch = self._consumed_in_batch, {}
+        now = time.time()
+        for topic, count in counted.items():
+            consumed, last_consumed, _ = self._series(topic)
+            consumed.inc(count)
+            last_consumed.set(now)
+        self.batch_records.observe(records)
+
+    def observe(
+        self, topic: str, partition: int, offset: int, timestamp_s: float | None, processed: Processed
+    ) -> None:
+        """Count a record done: its outcome, its outputs, its latency (from its Kafka timestamp
+        ``timestamp_s``); it counts as consumed at the batch's ``observe_batch``. The caller
+        (``Runtime.observe``) keeps an error here from stopping the agent."""
+        in_batch = self._consumed_in_batch
+        in_batch[topic] = in_batch.get(topic, 0) + 1
         event_us = processed.event_time_us  # computed on access: read it once
         if event_us is not None:
             event_s = event_us / 1e6
             if event_s > self.newest_event_s.get(topic, float("-inf")):
                 self.newest_event_s[topic] = event_s
-                last_event.set(event_s)
+                self._series(topic)[2].set(event_s)
         outcome = processed.outcome
         if outcome is Outcome.DEAD_LETTER:
             error_class = processed.error_class or "unknown"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +29,10 @@ from stream_app.state import DictState, StagedState
 log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
 
+async def _send_through_faust(topic: Any, key: bytes | None, value: bytes) -> Any:
+    return await topic.send(key=key, value=value)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -49,6 +53,9 @@ class Runtime:
     household_state: StagedState[HouseholdState] = field(default_factory=lambda: StagedState(DictState()))
     #: The household table's changelog writer, sent by the household agent only.
     household_changelogs: list[Any] = field(default_factory=list)
+    #: Sends one output: (topic, key, value) -> the future of its acknowledgement. The worker
+    #: uses ``faust_patches.send_raw`` (what ``Topic.send`` does, without its layers).
+    send: Callable[[Any, bytes | None, bytes], Awaitable[Any]] = field(default=_send_through_faust)
 
     @property
     def input_topics(self) -> set[str]:
@@ -115,7 +122,8 @@ class Runtime:
         delay, most = self.retry_backoff_s
         while True:
             try:
-                pending = [await topic.send(key=key, value=value) for topic, key, value in records]
+                send = self.send
+                pending = [await send(topic, key, value) for topic, key, value in records]
                 await asyncio.gather(*pending)
                 return
             except Exception as exc:  # any producer failure: retry, never drop
@@ -162,6 +170,6 @@ class Runtime:
     def observe_batch(self, records: int) -> None:
         """Metric bookkeeping for a batch done; never raises (as ``observe``)."""
         try:
-            self.metrics.batch_records.observe(records)
+            self.metrics.observe_batch(records)
         except Exception:
             log.exception("metric bookkeeping failed for a batch of %d records", records)
