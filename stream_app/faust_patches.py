@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import rocksdict
 from aiokafka import errors as kafka_errors
 from aiokafka.protocol.fetch import FetchRequest
 from faust import streams as faust_streams
@@ -323,7 +324,10 @@ class BatchTable:
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self._queued: deque[tuple[bytes, bytes | None, int]] = deque()
+        #: This batch's RocksDB writes, one write batch per partition db (``write_store``).
+        self._writes: dict[int, Any] = {}
+        #: Changelog records not yet handed to the producer: partition -> (key, value), in order.
+        self._queued: dict[int, deque[tuple[bytes, bytes | None]]] = defaultdict(deque)
         #: Table reads, writes and deletes since the last ``send``, told to Faust's sensors then.
         self._operations = [0, 0, 0]
 
@@ -334,12 +338,11 @@ class BatchTable:
         if event is None:  # outside a record: Faust's own lookup over every partition
             return store.get(key)
         # What Faust's RocksDB store does for a read in an event (``Store._get``), without
-        # the per-read layers: the record's partition db, asked once.
+        # the per-read layers: the record's partition db, asked once. (Faust's key index, a
+        # hint of a key's partition for reads outside an event, is left to Faust's own path:
+        # without it those reads look in every partition db.)
         raw_key = key if isinstance(key, bytes) else key.encode()  # the "raw" key serializer
-        partition = event.message.partition
-        value: bytes | None = store._db_for_partition(partition).get(raw_key)
-        if value is not None:
-            store._key_index[raw_key] = partition
+        value: bytes | None = store._db_for_partition(event.message.partition).get(raw_key)
         return value
 
     def __setitem__(self, key: str | bytes, value: bytes) -> None:
@@ -353,18 +356,27 @@ class BatchTable:
         event = faust_streams.current_event()
         if event is None:
             raise RuntimeError("a table write outside of an event (no partition to write it to)")
-        store = self.table.data
         raw_key = key if isinstance(key, bytes) else key.encode()  # the "raw" key serializer
         partition = event.message.partition
         if value is None:
-            store.pop(key, None)  # RocksDB: every partition's copy, as Faust's delete does
+            self.write_store()  # keep the order of this key's writes: earlier ones first
+            self.table.data.pop(key, None)  # RocksDB: every partition's copy, as Faust's delete does
             self._operations[2] += 1
         else:
-            # As Faust's ``Store._set``: the record's partition db, and the key's partition kept.
-            store._db_for_partition(partition).put(raw_key, value)
-            store._key_index[raw_key] = partition
+            writes = self._writes.get(partition)
+            if writes is None:
+                writes = self._writes[partition] = rocksdict.WriteBatch(raw_mode=True)
+            writes.put(raw_key, value)  # the record's partition db, as Faust's ``Store._set``
             self._operations[1] += 1
-        self._queued.append((raw_key, value, partition))
+        self._queued[partition].append((raw_key, value))
+
+    def write_store(self) -> None:
+        """Write the batch's RocksDB writes, one write per partition db. ``Runtime.save_state``
+        calls it once the staged state is flushed, before any changelog record is sent."""
+        writes, self._writes = self._writes, {}
+        store = self.table.data
+        for partition, batch in writes.items():
+            store._db_for_partition(partition).write(batch)
 
     def _tell_sensors(self) -> None:
         """Faust's table sensors, once per batch: ``LeanPrometheusMonitor`` takes the counts at
@@ -385,37 +397,35 @@ class BatchTable:
         for _ in range(deleted):
             table._sensor_on_del(table, None)
 
-    @property
-    def queued(self) -> int:
-        return len(self._queued)
-
     async def send(self) -> None:
-        """Hand every queued changelog record to the producer client, in order. A record is
-        dropped from the queue only once handed over: after a failure, ``send`` again."""
+        """Hand every queued changelog record to the producer client: per partition, in
+        order, in as few record batches as they fit in. A record leaves the queue only once
+        its batch is handed over: after a failure, ``send`` again."""
+        self.write_store()  # never a changelog record before its RocksDB write
         self._tell_sensors()
-        queued = self._queued
-        if not queued:
-            return
-        producer = self.table.app.producer
+        client = self.table.app.producer._ensure_producer()  # the aiokafka producer
         topic = self.table.changelog_topic.get_topic_name()
-        last: dict[int, Any] = {}
-        try:
+        for partition, queued in self._queued.items():
             while queued:
-                key, value, partition = queued[0]
-                last[partition] = await producer.send(topic, key, value, partition, None, None)
-                queued.popleft()
-        finally:
-            for partition, future in last.items():
-                # Records of one partition are acknowledged in order: the last one's offset
-                # says every earlier one is in the changelog too.
-                future.add_done_callback(functools.partial(self._persisted, TP(topic, partition)))
+                batch, count = client.create_batch(), 0
+                for key, value in queued:
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        break  # full: the rest go in the next batch
+                    count += 1
+                future = await client.send_batch(batch, topic, partition=partition)
+                for _ in range(count):
+                    queued.popleft()
+                # The batch's last record is at its base offset + count - 1.
+                future.add_done_callback(functools.partial(self._persisted, TP(topic, partition), count - 1))
 
-    def _persisted(self, tp: TP, future: Any) -> None:
+    def _persisted(self, tp: TP, last: int, future: Any) -> None:
         if future.cancelled() or future.exception() is not None:
             return  # not in the changelog: recovery reads it again from the last offset kept
         # What Faust's own write path keeps per record (``Collection._on_changelog_sent``):
-        # where a restart on this data dir resumes reading the changelog.
-        self.table.data.set_persisted_offset(tp, future.result().offset)
+        # where a restart on this data dir resumes reading the changelog. Batches of one
+        # partition are acknowledged in order, so the last one's offset says every earlier
+        # record is in the changelog too.
+        self.table.data.set_persisted_offset(tp, future.result().offset + last)
 
 
 # -- 8. Outputs straight to the producer ---------------------------------------------------

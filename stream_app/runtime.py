@@ -139,7 +139,14 @@ class Runtime:
         producer client (so the flush before a commit covers it)."""
         for state in self._staged(topic):
             state.flush()
-        for changelog in self._changelogs(topic):
+        changelogs = self._changelogs(topic)
+        for changelog in changelogs:
+            # Every table's local writes before the first wait: a view never sees one table's
+            # new state beside another's old one for longer than the flush itself.
+            write_store = getattr(changelog, "write_store", None)
+            if write_store is not None:
+                write_store()
+        for changelog in changelogs:
             delay, most = self.retry_backoff_s
             while True:
                 try:
