@@ -12,12 +12,13 @@ from __future__ import annotations
 import faust
 
 from agents.persons import consume
+from stream_app.faust_patches import RawSchema
 from stream_app.processing import HOUSEHOLD_TOPIC
 from stream_app.runtime import Runtime
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
-    topic = app.topic(runtime.settings.topic(HOUSEHOLD_TOPIC), key_serializer="raw", value_serializer="raw")
+    topic = app.topic(runtime.settings.topic(HOUSEHOLD_TOPIC), schema=RawSchema())
 
     @app.agent(topic, name="households")
     async def households(stream: faust.StreamT) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import faust
 
-from stream_app.faust_patches import EventScope, take_buffered
+from stream_app.faust_patches import EventScope, RawSchema, take_buffered
 from stream_app.processing import INPUT_TYPES, Emit, Processed
 from stream_app.runtime import Runtime
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
     names = [runtime.settings.topic(logical) for logical in INPUT_TYPES]
-    topic = app.topic(*names, key_serializer="raw", value_serializer="raw")
+    topic = app.topic(*names, schema=RawSchema())
 
     @app.agent(topic, name="persons")
     async def persons(stream: faust.StreamT) -> None:

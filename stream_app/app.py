@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         changelogs=[medical_batch, status_batch],
         household_state=household_state,
         household_changelogs=[household_batch],
-        send=faust_patches.send_raw,
+        send=faust_patches.send_all,
     )
 
     persons.register(app, runtime)

@@ -29,8 +29,8 @@ from stream_app.state import DictState, StagedState
 log = logging.getLogger("stream_app.agents")  # per-record lines, as docs/operations.md lists them
 
 
-async def _send_through_faust(topic: Any, key: bytes | None, value: bytes) -> Any:
-    return await topic.send(key=key, value=value)
+async def _send_through_faust(records: Sequence[tuple[Any, bytes | None, bytes]]) -> list[Any]:
+    return [await topic.send(key=key, value=value) for topic, key, value in records]
 
 
 @dataclass
@@ -53,9 +53,11 @@ class Runtime:
     household_state: StagedState[HouseholdState] = field(default_factory=lambda: StagedState(DictState()))
     #: The household table's changelog writer, sent by the household agent only.
     household_changelogs: list[Any] = field(default_factory=list)
-    #: Sends one output: (topic, key, value) -> the future of its acknowledgement. The worker
-    #: uses ``faust_patches.send_raw`` (what ``Topic.send`` does, without its layers).
-    send: Callable[[Any, bytes | None, bytes], Awaitable[Any]] = field(default=_send_through_faust)
+    #: Sends outputs: [(topic, key, value)] -> futures, all acknowledged once all are done. The
+    #: worker uses ``faust_patches.send_all`` (what ``Topic.send`` does, in record batches).
+    send: Callable[[Sequence[tuple[Any, bytes | None, bytes]]], Awaitable[list[Any]]] = field(
+        default=_send_through_faust
+    )
 
     @property
     def input_topics(self) -> set[str]:
@@ -122,8 +124,7 @@ class Runtime:
         delay, most = self.retry_backoff_s
         while True:
             try:
-                send = self.send
-                pending = [await send(topic, key, value) for topic, key, value in records]
+                pending = await self.send(records)
                 await asyncio.gather(*pending)
                 return
             except Exception as exc:  # any producer failure: retry, never drop

@@ -364,3 +364,30 @@ def test_local_broker_recovers_to_the_fetch_high_watermark(tmp_path):
 
 def test_real_kafka_recovers_as_faust_does(tmp_path):
     assert recovery_reads_to_fetch_highwater(tmp_path, "kafka://kafka-bootstrap.kafka.svc:9093") is False
+
+
+# -- 9. the agents' raw schema hands over the bytes Faust's raw serializer would -----------
+
+
+def test_raw_schema_events_carry_what_fausts_raw_decode_gives(tmp_path):
+    from faust import Schema
+    from faust.types import Message
+
+    async def decoded() -> list[tuple[object, object, object, object]]:
+        app, _ = create_app(
+            load({"STREAM_APP_BROKER": "kafka://127.0.0.1:9092", "STREAM_APP_DATA_DIR": str(tmp_path)})
+        )
+        ours = faust_patches.RawSchema().compile(app)
+        fausts = Schema(key_serializer="raw", value_serializer="raw").compile(app)
+        found = []
+        for key, value in ((b"p1", b'{"a": 1}'), (None, b"\xff\xfe"), (b"p2", None), (b"", b"")):
+            message = Message("t", 3, 17, 1.5, 0, [("h", b"v")], key, value, None)
+            for decode in (ours, fausts):
+                event = await decode(message, propagate=True)
+                found.append((event.key, event.value, event.headers, event.message))
+            assert found[-1] == found[-2]
+        return found
+
+    found = asyncio.run(decoded())
+    assert found[0][:2] == (b"p1", b'{"a": 1}')
+    assert found[4][:2] == (b"p2", None)
