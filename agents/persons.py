@@ -48,13 +48,14 @@ async def consume(runtime: Runtime, stream: faust.StreamT) -> None:
         done: list[Processed] = []
         emits: list[Emit] = []
         for event in batch:
-            # Each record is processed as the current event: Faust's table reads, and the
-            # writes the flush makes for it, take its partition from there.
+            # Each record is processed in its partition: the table reads, and the writes
+            # the flush makes for it, take it from there.
             EventScope.current(event)
             msg = event.message
             processed = runtime.process(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
             done.append(processed)
             emits.extend(processed.emits)
+        EventScope.clear()
         await runtime.deliver(emits)
         await runtime.save_state(first.message.topic)  # the states of this agent only
         for event, processed in zip(batch, done, strict=True):

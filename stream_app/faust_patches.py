@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import weakref
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,7 +19,6 @@ import faust
 import rocksdict
 from aiokafka import errors as kafka_errors
 from aiokafka.protocol.fetch import FetchRequest
-from faust import streams as faust_streams
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -274,29 +272,40 @@ def take_buffered(stream: Any, limit: int) -> list[Any]:
 
 
 class EventScope:
-    """The event a table write belongs to, for ``StagedState`` (see ``stream_app/state.py``).
+    """The partition of the record being processed, for the table reads and writes of
+    ``BatchTable`` and the staged writes of ``StagedState`` (see ``stream_app/state.py``).
 
-    Faust takes a table write's RocksDB partition and changelog partition from the event
-    being processed (``current_event()``, a context variable the stream iterator sets). A
-    batch's writes are flushed after the batch, when the current event is its last one;
-    each key must go where the event that wrote it belongs.
+    A person's state lives in the partition (RocksDB and changelog) of the records keyed by
+    that person. Faust's own tables take it from the event being processed (a context
+    variable holding a weak reference, set per event: about 3% of a worker's time behind a
+    backlog when set for every record of a batch); the batched agent sets this plain value
+    instead, right before each record is processed. Processing and flushing never await, so
+    the other agent on the loop never runs in between. A batch's writes are flushed after the
+    batch: each key is written in the partition captured when it was staged.
     """
 
-    _var = faust_streams._current_event
+    partition: int | None = None
 
     def capture(self) -> object:
-        return self._var.get(None)
+        return EventScope.partition
 
     def enter(self, captured: object) -> object:
-        return self._var.set(captured)
+        previous = EventScope.partition
+        EventScope.partition = captured  # type: ignore[assignment]
+        return previous
 
     def leave(self, token: object) -> None:
-        self._var.reset(token)
+        EventScope.partition = token  # type: ignore[assignment]
 
     @classmethod
-    def current(cls, event: Any) -> object:
-        """Make ``event`` the current event (as the iterator does when it yields it)."""
-        return cls._var.set(weakref.ref(event))
+    def current(cls, event: Any) -> None:
+        """Make ``event``'s partition the current one (before the record is processed)."""
+        cls.partition = event.message.partition
+
+    @classmethod
+    def clear(cls) -> None:
+        """No record in hand (after a batch): a table read then looks in every partition."""
+        cls.partition = None
 
 
 # -- 5. A batch's table writes: the store at once, the changelog straight to the producer --
@@ -334,16 +343,16 @@ class BatchTable:
 
     def get(self, key: str | bytes) -> bytes | None:
         self._operations[0] += 1
-        event = faust_streams.current_event()
+        partition = EventScope.partition
         store = self.table.data
-        if event is None:  # outside a record: Faust's own lookup over every partition
+        if partition is None:  # outside a record: Faust's own lookup over every partition
             return store.get(key)
         # What Faust's RocksDB store does for a read in an event (``Store._get``), without
         # the per-read layers: the record's partition db, asked once. (Faust's key index, a
         # hint of a key's partition for reads outside an event, is left to Faust's own path:
         # without it those reads look in every partition db.)
         raw_key = key if isinstance(key, bytes) else key.encode()  # the "raw" key serializer
-        value: bytes | None = store._db_for_partition(event.message.partition).get(raw_key)
+        value: bytes | None = store._db_for_partition(partition).get(raw_key)
         return value
 
     def __setitem__(self, key: str | bytes, value: bytes) -> None:
@@ -354,11 +363,10 @@ class BatchTable:
         return default
 
     def _write(self, key: str | bytes, value: bytes | None) -> None:
-        event = faust_streams.current_event()
-        if event is None:
-            raise RuntimeError("a table write outside of an event (no partition to write it to)")
+        partition = EventScope.partition
+        if partition is None:
+            raise RuntimeError("a table write outside of a record (no partition to write it to)")
         raw_key = key if isinstance(key, bytes) else key.encode()  # the "raw" key serializer
-        partition = event.message.partition
         if value is None:
             self.write_store()  # keep the order of this key's writes: earlier ones first
             self.table.data.pop(key, None)  # RocksDB: every partition's copy, as Faust's delete does
