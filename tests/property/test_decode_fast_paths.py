@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from unittest.mock import patch
+from zoneinfo import ZoneInfo
 
 import msgspec
 from hypothesis import given, settings
@@ -162,3 +163,32 @@ def datetime_outcome(text: str):
 def test_datetime_fast_path_equals_the_general_path(text):
     # Every text here matches the decoder's settled_at pattern (bad days and hours included).
     assert datetime_outcome(text) == general_datetime(text)
+
+
+# Fixed offsets as decoding gives them (whole minutes), and the odd ones a caller could build
+# (seconds, microseconds), either side of UTC.
+offsets = st.one_of(
+    st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda minutes: timezone(timedelta(minutes=minutes))),
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)).map(
+        timezone
+    ),
+    st.just(UTC),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.datetimes(timezones=offsets))
+def test_to_us_and_offset_equal_the_timedelta_arithmetic(moment):
+    # The reference is the plain arithmetic on aware datetimes that the integer path replaces.
+    assert common.to_us(moment) == (moment - common.EPOCH) // timedelta(microseconds=1)
+    offset = moment.utcoffset()
+    assert common.offset_s(moment) == offset.days * 86400 + offset.seconds
+    # Asked twice: the second answer comes from the offset cache.
+    assert common.to_us(moment) == (moment - common.EPOCH) // timedelta(microseconds=1)
+    assert common.offset_s(moment) == offset.days * 86400 + offset.seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.sampled_from([ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")])))
+def test_to_us_of_a_zone_equals_the_timedelta_arithmetic(moment):
+    assert common.to_us(moment) == (moment - common.EPOCH) // timedelta(microseconds=1)
