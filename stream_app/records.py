@@ -223,6 +223,10 @@ class PaymentResume(_Output, frozen=True, kw_only=True, omit_defaults=True):
     emitted_at: str = ""
 
 
+#: The dead letters' ``error_class`` values (the contract's list).
+ERROR_CLASSES = ("encoding", "json", "schema", "key", "too_large", "internal")
+
+
 class DeadLetter(_Output, frozen=True, kw_only=True, omit_defaults=True):
     topic: str
     partition: int
