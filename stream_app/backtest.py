@@ -300,18 +300,21 @@ def process(
         for n, (ts, topic, partition, offset, key, value) in enumerate(records, 1):
             processed = run_one(topic, partition, offset, key, value)
             if processed.emits:
-                now = stamp_text(ts)
+                # The stamp is made only for a record that prints something: most records with
+                # emits have only a forward to the household topic, which is not printed.
+                now = None
                 for item in processed.emits:
                     if item.topic == HOUSEHOLD_TOPIC:
                         # R7's re-keyed record: not printed, but consumed at once as the
                         # worker's household agent would (no offset: nothing was read).
-                        forwarded = run_one(household_topic, -1, -1, item.key, encode(item.value))
-                        for sub in forwarded.emits:
-                            outputs[sub.topic] += 1
-                            sink(sub, stamped(sub.value, now), ts)  # type: ignore[arg-type]  # an output
-                        continue
-                    outputs[item.topic] += 1
-                    sink(item, stamped(item.value, now), ts)  # type: ignore[arg-type]  # an output
+                        printed = run_one(household_topic, -1, -1, item.key, encode(item.value)).emits
+                    else:
+                        printed = (item,)
+                    for out in printed:
+                        if now is None:
+                            now = stamp_text(ts)
+                        outputs[out.topic] += 1
+                        sink(out, stamped(out.value, now), ts)  # type: ignore[arg-type]  # an output
             if n % _PROGRESS_STEP == 0:
                 tick(n)
     return processor

@@ -12,7 +12,9 @@ import sys
 from typing import Any
 
 from stream_app import settings as settings_module
-from stream_app.replay import ERROR_CLASSES
+
+# From records, not replay: replay imports kafka, which no command but replay needs.
+from stream_app.records import ERROR_CLASSES
 from stream_app.settings import SettingsError
 from stream_app.topology import OUTPUT_TOPICS
 

@@ -257,14 +257,14 @@ class SettlementHandler:
         outcome = _kept(self.medical_state, person, window, step)
         outputs: tuple[Sent, ...] = step.outputs
         rekeyed = None
-        if rec.kind == "reversal" and forwards(outcome):
+        if rec.kind == "reversal" and outcome in _FORWARDED:  # ``forwards``, inline
             # R7: to the household of the settlement it cancels (the window's entry of it,
             # read before this record), as reversals need not repeat the household. No R8
             # flag travels with a reversal, so the status state is not read for it.
             rekeyed = household.rekeyed(rec, held_entry(window, rec.reverses), hardship_holder=False)  # type: ignore[arg-type]
             if not step.outputs:
                 return (rekeyed,) if rekeyed is not None else outputs, outcome
-        forward = rec.household_id is not None and rec.kind == "settlement" and forwards(outcome)
+        forward = rec.household_id is not None and rec.kind == "settlement" and outcome in _FORWARDED
         # The status state is read only for what needs it: R8's hardship flag on a warning or
         # on a forward to the household, and R4 on a settlement placed in the window. A
         # duplicate, a reversal or a bill outside the window with neither never decodes it.
@@ -368,6 +368,7 @@ class Processor:
     ) -> None:
         self.settings = settings
         self.params = settings.rules
+        self._max_record_bytes = settings.max_record_bytes  # read per record
         self.medical_state = medical_state
         self.status_state = status_state
         #: In a dict when not given (a backtest or an expectation that does not look at it).
@@ -395,12 +396,13 @@ class Processor:
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> Processed:
         decoder, handler = self._routes[topic]
-        rec = decoder(key, value, self.settings.max_record_bytes)
+        rec = decoder(key, value, self._max_record_bytes)
         if isinstance(rec, Rejected):
-            letter = dead_letter(rec, topic, partition, offset, key, value, self.settings.max_record_bytes)
+            letter = dead_letter(rec, topic, partition, offset, key, value, self._max_record_bytes)
             return Processed((letter,), Outcome.DEAD_LETTER, error_class=rec.error_class)
         outputs, outcome = handler(rec)
-        return Processed(tuple(map(_route, outputs)), outcome, rec.event_id, rec)
+        # Most records emit nothing: no routing pass for them.
+        return Processed(tuple(map(_route, outputs)) if outputs else (), outcome, rec.event_id, rec)
 
     def with_households(self, processed: Processed) -> tuple[Emit, ...]:
         """Everything a streaming run sends out for this record: its outputs but the re-keyed

@@ -29,10 +29,10 @@ from typing import Any, TextIO
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from stream_app.records import ERROR_CLASSES as ERROR_CLASSES  # re-exported
 from stream_app.security import kafka_python_config
 from stream_app.settings import Settings
 
-ERROR_CLASSES = ("encoding", "json", "schema", "key", "too_large", "internal")
 DEFAULT_CLASSES = frozenset({"internal"})
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from hashlib import sha1
 from typing import Generic, TypeVar
 
@@ -50,8 +50,52 @@ def output_id(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+#: A fixed UTC offset (``datetime.timezone``, as ``fromisoformat`` gives) -> its whole seconds.
+#: Few distinct offsets occur (+08:00 nearly always); bounded all the same.
+_OFFSET_S: dict[tzinfo, int] = {}
+_OFFSET_CACHE_LIMIT = 256
+_EPOCH_ORDINAL = EPOCH.toordinal()
+
+
+def offset_s(moment: datetime) -> int:
+    """The UTC offset of an aware datetime in whole seconds (any sub-second part dropped).
+
+    Looked up by its ``timezone`` (a dict hit) rather than asked with ``utcoffset()`` and
+    computed from the timedelta, for every settlement of the R1 and R7 windows.
+    """
+    tz = moment.tzinfo
+    if type(tz) is timezone:
+        cached = _OFFSET_S.get(tz)
+        if cached is not None:
+            return cached
+    offset = moment.utcoffset()
+    seconds = offset.days * 86400 + offset.seconds  # type: ignore[union-attr]  # aware
+    if type(tz) is timezone and not offset.microseconds and len(_OFFSET_S) < _OFFSET_CACHE_LIMIT:  # type: ignore[union-attr]
+        _OFFSET_S[tz] = seconds
+    return seconds
+
+
 def to_us(moment: datetime) -> int:
-    """Exact microseconds since the epoch (no float rounding)."""
+    """Exact microseconds since the epoch (no float rounding).
+
+    For a fixed whole-second offset (every decoded record's), from the calendar fields in
+    integer arithmetic: aware-datetime subtraction and timedelta floor division cost twice as
+    much. Anything else (a ``zoneinfo`` zone, a sub-second offset) by that subtraction.
+    """
+    tz = moment.tzinfo
+    if type(tz) is timezone:
+        offset = _OFFSET_S.get(tz)
+        if offset is None:
+            offset = offset_s(moment)  # caches a whole-second offset
+            if tz not in _OFFSET_S:
+                return (moment - EPOCH) // US
+        return (
+            (moment.toordinal() - _EPOCH_ORDINAL) * 86400
+            + moment.hour * 3600
+            + moment.minute * 60
+            + moment.second
+            - offset
+        ) * 1_000_000 + moment.microsecond
     return (moment - EPOCH) // US
 
 

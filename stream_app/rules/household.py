@@ -20,7 +20,7 @@ from msgspec.structs import replace
 
 from stream_app.records import HouseholdSettlement, MedicalSettlement, fen
 from stream_app.rules import window
-from stream_app.rules.common import Step, to_us
+from stream_app.rules.common import Step, offset_s, to_us
 from stream_app.rules.medical import self_pay_warning
 from stream_app.rules.window import Entry
 from stream_app.settings import RuleParams
@@ -113,9 +113,7 @@ def step(
     if rec.kind == "reversal":
         new, outcome = window.reverse(state, rec.reverses)  # type: ignore[arg-type]
     else:
-        offset = rec.settled_at.utcoffset()
-        offset_s = offset.days * 86400 + offset.seconds  # type: ignore[union-attr]  # always aware
-        new, outcome = window.settle(state, _entry(rec), offset_s, HouseholdState)
+        new, outcome = window.settle(state, _entry(rec), offset_s(rec.settled_at), HouseholdState)
     if new is None or new is state:
         return Step(state, (), outcome)
     rolling = new.rolling_fen

@@ -12,7 +12,7 @@ from msgspec.structs import replace
 
 from stream_app.records import HouseholdSettlement, MedicalSettlement, SelfPayWarning, money
 from stream_app.rules import window
-from stream_app.rules.common import EPOCH, US, Step, output_id
+from stream_app.rules.common import Step, offset_s, output_id, to_us
 from stream_app.rules.window import WINDOW, WINDOW_US, Entry, Window
 from stream_app.settings import AssistanceStandard, RuleParams
 
@@ -77,16 +77,15 @@ def step(
         new, outcome = window.reverse(state, rec.reverses)  # type: ignore[arg-type]
     else:
         # Inline (four records in five are settlements): the entry, its time in exact microseconds.
-        at = rec.settled_at
-        offset = at.utcoffset()  # decode requires one
+        at = rec.settled_at  # aware: decode requires an offset
         entry = Entry(
-            (at - EPOCH) // US,
+            to_us(at),
             rec.event_id,
             int(rec.self_pay * 100),  # type: ignore[operator]  # validated to whole fen
             rec.service_on or at.date(),
             rec.household_id,
         )
-        new, outcome = window.settle(state, entry, offset.days * 86400 + offset.seconds, MedicalState)  # type: ignore[union-attr]
+        new, outcome = window.settle(state, entry, offset_s(at), MedicalState)
     if new is None or new is state:
         return Step(state, (), outcome)
     rolling: int = new.sum_fen  # type: ignore[assignment]  # settle and reverse keep it

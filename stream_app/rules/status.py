@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bisect import insort
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 from msgspec import Struct
@@ -36,6 +37,8 @@ from stream_app.settings import RuleParams
 DISABILITY_PROGRAMS = ("disability_living", "disability_nursing")
 HARDSHIP_PROGRAMS = ("dibao", "tekun")
 DEATH_REASONS = ("DEATH", "DECEASED_ENROLLMENT")
+_HARDSHIP = frozenset(HARDSHIP_PROGRAMS)
+_PROGRAM = attrgetter("program")
 #: Status event ids remembered per person to count a redelivered record once.
 SEEN_LIMIT = 256
 
@@ -91,7 +94,9 @@ class StatusState(Struct, frozen=True, array_like=True):
     @property
     def hardship_holder(self) -> bool:
         """R8: an active dibao or tekun (paid without a new application)."""
-        return any(ep.program in HARDSHIP_PROGRAMS for ep in self.episodes)
+        # In C (map, isdisjoint): ``any()`` over a generator costs more than the few episodes it
+        # checks, and this is asked for every settlement forwarded to a household.
+        return not _HARDSHIP.isdisjoint(map(_PROGRAM, self.episodes))
 
 
 _EMPTY = StatusState()
@@ -187,6 +192,11 @@ def overpaid_months(stop_on: date, episode_on: date, registered_on: date) -> int
     return (high.year - first.year) * 12 + high.month - first.month + 1
 
 
+def _stop_key(reason: str, death: Death | None) -> str:
+    """A sent stop's ``SentStop.key``: its reason, with the death's event_id for the death reasons."""
+    return f"{reason}|{death.event_id}" if death is not None and death.event_id else reason
+
+
 def _stop(
     rec: StatusRecord,
     ep: Episode,
@@ -198,7 +208,7 @@ def _stop(
     # The death's id is part of the stop's: a stop for a later death is a new stop.
     death_id = death.event_id if death is not None else None
     stop_id = output_id("STOP", reason, rec.person_id, ep.program, ep.event_id, caused_by, death_id or "")
-    key = f"{reason}|{death_id}" if death_id else reason
+    key = _stop_key(reason, death)
     overpaid: dict[str, Any] = {}
     if death is not None:
         # R9, with the episode's monthly amount as known now: a stop once sent is never
@@ -245,10 +255,13 @@ def _evaluate(state: StatusState, rec: StatusRecord, params: RuleParams) -> tupl
         sent = {s.key for s in ep.stops}
         new_stops = []
         for reason, caused_by, effective_on, death in _due_stops(state, ep):
+            # A stop already sent is known by its key alone: its id (a SHA-1) and record are
+            # built only for a stop not yet sent.
+            if _stop_key(reason, death) in sent:
+                continue
             mark, stop = _stop(rec, ep, reason, caused_by, effective_on, death)
-            if mark.key not in sent:
-                new_stops.append(mark)
-                outputs.append(stop)
+            new_stops.append(mark)
+            outputs.append(stop)
         episodes.append(replace(ep, stops=ep.stops + tuple(new_stops)) if new_stops else ep)
     state = replace(state, episodes=tuple(episodes))
 

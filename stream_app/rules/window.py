@@ -143,8 +143,10 @@ def settle(state: W | None, entry: Entry, offset_s: int, state_type: type[W]) ->
         start = bisect_right(entries, floor_us, key=_SETTLED_US)
         total -= counted_fen(entries[:start])
     if not entries or entries[-1].settled_us < at_us:  # the usual case: the newest so far
-        window = (*entries[start:], entry)
-        index = index[start * 4 :] + mark
+        # One tuple concatenation (no slice when nothing was pruned): ``(*kept, entry)`` would
+        # copy the window through a list first.
+        window = (entries[start:] if start else entries) + (entry,)
+        index = (index[start * 4 :] if start else index) + mark
     else:  # a late settlement: where insort would put it
         at = bisect_right(entries, entry, lo=start)
         window = (*entries[start:at], entry, *entries[at:])

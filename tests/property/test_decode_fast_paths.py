@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 from unittest.mock import patch
+from zoneinfo import ZoneInfo
 
 import msgspec
 from hypothesis import given, settings
@@ -162,3 +164,85 @@ def datetime_outcome(text: str):
 def test_datetime_fast_path_equals_the_general_path(text):
     # Every text here matches the decoder's settled_at pattern (bad days and hours included).
     assert datetime_outcome(text) == general_datetime(text)
+
+
+# Fixed offsets as decoding gives them (whole minutes), and the odd ones a caller could build
+# (seconds, microseconds), either side of UTC.
+offsets = st.one_of(
+    st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda minutes: timezone(timedelta(minutes=minutes))),
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)).map(
+        timezone
+    ),
+    st.just(UTC),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.datetimes(timezones=offsets))
+def test_to_us_and_offset_equal_the_timedelta_arithmetic(moment):
+    # The reference is the plain arithmetic on aware datetimes that the integer path replaces.
+    assert common.to_us(moment) == (moment - common.EPOCH) // timedelta(microseconds=1)
+    offset = moment.utcoffset()
+    assert common.offset_s(moment) == offset.days * 86400 + offset.seconds
+    # Asked twice: the second answer comes from the offset cache.
+    assert common.to_us(moment) == (moment - common.EPOCH) // timedelta(microseconds=1)
+    assert common.offset_s(moment) == offset.days * 86400 + offset.seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.sampled_from([ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")])))
+def test_to_us_of_a_zone_equals_the_timedelta_arithmetic(moment):
+    assert common.to_us(moment) == (moment - common.EPOCH) // timedelta(microseconds=1)
+
+
+def strict_rekeyed(key: bytes, raw: bytes):
+    """The re-keyed value as the decoder with every pattern reads it: its fields, or the error."""
+    text = raw.decode()
+    try:
+        rec: Any = records._REKEYED_STRICT.decode(text)
+    except msgspec.ValidationError as exc:
+        return records._from_validation_error(exc, text)
+    except msgspec.DecodeError as exc:
+        return records.Rejected("json", f"the value is not parseable JSON: {exc}")
+    if rec.kind == "reversal" and rec.reverses is None:
+        return records._schema_error("reverses", "required when kind is reversal")
+    if key != rec.household_id.encode():
+        return records.Rejected("key", "the key differs from the value's household_id; they must be equal")
+    return msgspec.structs.asdict(rec)
+
+
+@st.composite
+def rekeyed_values(draw):
+    ids = st.one_of(
+        st.from_regex(r"\A[0-9]{17}[0-9X]\Z"),
+        st.text(alphabet="0123456789Xx\u0663 \n", min_size=16, max_size=19),
+    )
+    fields = {
+        "household_id": draw(st.one_of(st.just("H-1"), st.text(max_size=130))),
+        "person_id": draw(st.one_of(ids, st.integers())),
+        "event_id": draw(st.one_of(st.just("YB-1"), st.text(max_size=3))),
+        "region_code": draw(
+            st.one_of(st.from_regex(r"\A[0-9]{9}\Z"), st.text(alphabet="0123456789a\u0663\n", max_size=10))
+        ),
+        "settled_at": draw(st.sampled_from(["2019-01-01T08:00:30+08:00", "2019-01-01T08:00:30", "x"])),
+        "kind": draw(st.sampled_from(["settlement", "reversal", "other"])),
+        "reverses": draw(st.sampled_from([None, "YB-0", ""])),
+        "self_pay_fen": draw(st.integers(-2, 10**6)),
+        "service_on": draw(st.sampled_from([None, "2018-12-30", "2018-13-30"])),
+        "hardship_holder": draw(st.booleans()),
+    }
+    names = draw(st.permutations(list(fields)))
+    dropped = draw(st.sets(st.sampled_from(names), max_size=2))
+    value = {name: fields[name] for name in names if name not in dropped}
+    return fields["household_id"].encode() if isinstance(fields["household_id"], str) else b"", value
+
+
+@settings(max_examples=3000, deadline=None)
+@given(rekeyed_values())
+def test_rekeyed_decode_equals_the_decoder_with_patterns(case):
+    # Document order varies, so the first wrong field is sometimes a patterned one, sometimes not.
+    key, value = case
+    raw = json.dumps(value).encode()
+    got = records.decode_rekeyed(key, raw, 65536)
+    expected = strict_rekeyed(key, raw)
+    assert (msgspec.structs.asdict(got) if isinstance(got, records.HouseholdSettlement) else got) == expected
