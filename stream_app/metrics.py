@@ -152,12 +152,12 @@ class Metrics:
         )
         #: Event time of the newest record per input topic: a late record never moves the gauge back.
         self.newest_event_s: dict[str, float] = {}
-        self._per_topic: dict[str, tuple[Any, Any, Any]] = {}
+        self._per_topic: dict[str, tuple[Any, Any, Any, Any]] = {}
         #: Records observed per topic since the last ``observe_batch``: the consumed counter
         #: and the last-consumed gauge are updated once per batch, not per record.
         self._consumed_in_batch: dict[str, int] = {}
 
-    def _series(self, topic: str) -> tuple[Any, Any, Any]:
+    def _series(self, topic: str) -> tuple[Any, Any, Any, Any]:
         # ``labels()`` costs microseconds a call: the series every record touches, looked up once.
         series = self._per_topic.get(topic)
         if series is None:
@@ -165,6 +165,7 @@ class Metrics:
                 self.consumed.labels(topic),
                 self.last_consumed.labels(topic),
                 self.last_event.labels(topic),
+                self.latency.labels(topic),
             )
             self._per_topic[topic] = series
         return series
@@ -174,7 +175,7 @@ class Metrics:
         counted, self._consumed_in_batch = self._consumed_in_batch, {}
         now = time.time()
         for topic, count in counted.items():
-            consumed, last_consumed, _ = self._series(topic)
+            consumed, last_consumed, _, _ = self._series(topic)
             consumed.inc(count)
             last_consumed.set(now)
         self.batch_records.observe(records)
@@ -228,4 +229,4 @@ class Metrics:
                     processed.event_id,
                 )
         if processed.emits and timestamp_s:
-            self.latency.labels(topic).observe(max(0.0, time.time() - timestamp_s))
+            self._series(topic)[3].observe(max(0.0, time.time() - timestamp_s))
