@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from faust.transport import consumer as faust_consumer
 
 from stream_app import bench_ceiling, faust_patches
