@@ -65,7 +65,9 @@ def worker_metrics() -> tuple[dict[str, frozenset[str]], dict[str, str]]:
 
     m = Metrics()
     engine = faust_metrics(m)
-    candidates = [*vars(m).values(), *engine, *(getattr(x, "histogram", None) for x in engine)]
+    # Faust's series come wrapped: a millisecond histogram adapter, label-caching proxies.
+    unwrapped = [getattr(x, "histogram", None) or getattr(x, "metric", None) for x in engine]
+    candidates = [*vars(m).values(), *engine, *unwrapped]
     for c in candidates:
         if isinstance(c, MetricWrapperBase) and c._labelnames:
             c.labels(*("x" for _ in c._labelnames))
