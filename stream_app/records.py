@@ -14,9 +14,10 @@ departments' systems; ``tests/unit/test_schema_*.py`` keep the two in step.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import msgspec
 from msgspec import Meta, Struct
@@ -606,10 +607,13 @@ def _finish(record_type: type[InputRecord], wire: Any) -> InputRecord:
     )
 
 
-def decode(
-    record_type: type[InputRecord], key: bytes | None, value: bytes | None, max_bytes: int
-) -> InputRecord | Rejected:
-    """Decode one Kafka record of an input topic, or say why it goes to the dead letters."""
+T = TypeVar("T")
+
+
+def _decoded(value: bytes | None, max_bytes: int, parse: Callable[..., T], *args: Any) -> T | Rejected:
+    """``parse(*args, text)`` of a record's value, or why it goes to the dead letters: the
+    checks every topic's values share (present, within the size limit, UTF-8, JSON of the
+    schema), the same reasons whatever the topic."""
     if value is None:
         return Rejected("json", "the value is empty (null); expected a JSON object")
     if len(value) > max_bytes:
@@ -619,7 +623,7 @@ def decode(
     except UnicodeDecodeError as exc:
         return Rejected("encoding", f"the value is not UTF-8 (bad byte at position {exc.start})")
     try:
-        record = _finish(record_type, _parse(record_type, text))
+        return parse(*args, text)
     except msgspec.ValidationError as exc:
         return _from_validation_error(exc, text)
     except msgspec.DecodeError as exc:
@@ -628,6 +632,19 @@ def decode(
         return Rejected("json", "the value is nested too deeply to parse")
     except _Bad as bad:
         return bad.rejected
+
+
+def _parse_input(record_type: type[InputRecord], text: str) -> InputRecord:
+    return _finish(record_type, _parse(record_type, text))
+
+
+def decode(
+    record_type: type[InputRecord], key: bytes | None, value: bytes | None, max_bytes: int
+) -> InputRecord | Rejected:
+    """Decode one Kafka record of an input topic, or say why it goes to the dead letters."""
+    record = _decoded(value, max_bytes, _parse_input, record_type)
+    if isinstance(record, Rejected):
+        return record
     if key is None:
         return Rejected("key", "the record has no key; the key must be the value's person_id")
     if key != record.person_id.encode():
@@ -686,22 +703,9 @@ def decode_rekeyed(key: bytes | None, value: bytes | None, max_bytes: int) -> Ho
     The worker writes these itself, so a bad one means a defect or a foreign producer; it is
     refused with the same error classes as an input (the key must be the ``household_id``).
     """
-    if value is None:
-        return Rejected("json", "the value is empty (null); expected a JSON object")
-    if len(value) > max_bytes:
-        return Rejected("too_large", f"the value has {len(value)} bytes, more than the limit of {max_bytes}")
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected("encoding", f"the value is not UTF-8 (bad byte at position {exc.start})")
-    try:
-        record = _parse_rekeyed(text)
-    except msgspec.ValidationError as exc:
-        return _from_validation_error(exc, text)
-    except msgspec.DecodeError as exc:
-        return Rejected("json", f"the value is not parseable JSON: {exc}")
-    except RecursionError:
-        return Rejected("json", "the value is nested too deeply to parse")
+    record = _decoded(value, max_bytes, _parse_rekeyed)
+    if isinstance(record, Rejected):
+        return record
     if record.kind == "reversal" and record.reverses is None:
         return _schema_error("reverses", "required when kind is reversal")
     if key is None:
