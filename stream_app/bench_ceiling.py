@@ -23,7 +23,7 @@ from typing import Any
 import faust
 
 from stream_app import faust_patches
-from stream_app.bench_naive import LOCAL_BROKER_OPTIONS
+from stream_app.bench_naive import LOCAL_BROKER_OPTIONS, plain_app
 from stream_app.processing import INPUT_TYPES
 from stream_app.settings import Settings, load
 
@@ -33,26 +33,14 @@ MODES = ("per-event", "batched")
 def create_app(settings: Settings, mode: str) -> faust.App:
     if mode not in MODES:
         raise SystemExit(f"the mode must be one of {', '.join(MODES)}, not {mode!r}")
-    local = settings.local_broker_workarounds
     if mode == "batched":
         faust_patches.install()
     else:
         faust_patches.uninstall()
-    faust_patches.set_fetch_wait(100 if local else None)
+    # The naive agent's app without its one-record producer batches (nothing is produced here).
+    local = settings.local_broker_workarounds
     options = {k: v for k, v in LOCAL_BROKER_OPTIONS.items() if k.startswith("broker_")} if local else {}
-    app = faust.App(
-        settings.app_id,
-        broker=settings.broker,
-        store="rocksdb://",
-        datadir=settings.data_dir,
-        web_port=settings.web_port,
-        web_bind="127.0.0.1",
-        topic_partitions=settings.partitions,
-        key_serializer="raw",
-        value_serializer="raw",
-        consumer_auto_offset_reset="earliest",
-        **options,
-    )
+    app = plain_app(settings, **options)
     names = [settings.topic(logical) for logical in INPUT_TYPES]
     if mode == "batched":
         topic = app.topic(*names, schema=faust_patches.RawSchema())

@@ -43,10 +43,11 @@ class Summary(msgspec.Struct):
     last_event_id: str = ""
 
 
-def create_app(settings: Settings) -> faust.App:
-    local = settings.local_broker_workarounds
-    faust_patches.set_fetch_wait(100 if local else None)
-    app = faust.App(
+def plain_app(settings: Settings, **options: Any) -> faust.App:
+    """A Faust app as a new user configures one (raw keys and values, RocksDB tables, the
+    earliest offset for a new group), with the local broker's 100 ms fetch wait there."""
+    faust_patches.set_fetch_wait(100 if settings.local_broker_workarounds else None)
+    return faust.App(
         settings.app_id,
         broker=settings.broker,
         store="rocksdb://",
@@ -57,8 +58,12 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        **(LOCAL_BROKER_OPTIONS if local else {}),
+        **options,
     )
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = plain_app(settings, **(LOCAL_BROKER_OPTIONS if settings.local_broker_workarounds else {}))
     table = app.Table(
         "person_summary", default=None, key_type=bytes, value_type=bytes, partitions=settings.partitions
     )
