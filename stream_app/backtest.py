@@ -279,19 +279,37 @@ def process(
     household_state: _UndoableState[HouseholdState] = _UndoableState(undo)
     processor = Processor(settings, medical_state, status_state, household_state)
     process_one = processor.process
+    process_forward = processor.process_forward
     outputs = stats.outputs
     limit = settings.max_record_bytes
     household_topic = settings.topic(HOUSEHOLD_TOPIC)
 
+    def failed(
+        exc: Exception, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> Processed:
+        # A defect: as the worker does, state as before, a dead letter.
+        _rollback(undo)
+        stats.internal_errors += 1
+        if len(stats.internal_error_at) < 3:
+            stats.internal_error_at.append(f"{topic}[{partition}]@{offset}: {type(exc).__name__}")
+        return processing_failed(exc, topic, partition, offset, key, value, limit)
+
     def run_one(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Processed:
         try:
             processed = process_one(topic, partition, offset, key, value)
-        except Exception as exc:  # a defect: as the worker does, state as before, a dead letter
-            _rollback(undo)
-            stats.internal_errors += 1
-            if len(stats.internal_error_at) < 3:
-                stats.internal_error_at.append(f"{topic}[{partition}]@{offset}: {type(exc).__name__}")
-            return processing_failed(exc, topic, partition, offset, key, value, limit)
+        except Exception as exc:
+            return failed(exc, topic, partition, offset, key, value)
+        if undo:
+            undo.clear()
+        return processed
+
+    def run_forward(item: Emit) -> Processed:
+        # R7's re-keyed record: not printed, but consumed at once as the worker's household
+        # agent would (no offset: nothing was read), handed over without a JSON round trip.
+        try:
+            processed = process_forward(item)
+        except Exception as exc:
+            return failed(exc, household_topic, -1, -1, item.key, encode(item.value))
         if undo:
             undo.clear()
         return processed
@@ -304,12 +322,7 @@ def process(
                 # emits have only a forward to the household topic, which is not printed.
                 now = None
                 for item in processed.emits:
-                    if item.topic == HOUSEHOLD_TOPIC:
-                        # R7's re-keyed record: not printed, but consumed at once as the
-                        # worker's household agent would (no offset: nothing was read).
-                        printed = run_one(household_topic, -1, -1, item.key, encode(item.value)).emits
-                    else:
-                        printed = (item,)
+                    printed = run_forward(item).emits if item.topic == HOUSEHOLD_TOPIC else (item,)
                     for out in printed:
                         if now is None:
                             now = stamp_text(ts)

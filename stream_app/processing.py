@@ -382,7 +382,8 @@ class Processor:
         status_handler = StatusHandler(self.params, status_state, medical_state)
         for logical in STATUS_TOPICS:
             self.register(logical, status_handler)
-        self.register(HOUSEHOLD_TOPIC, HouseholdHandler(self.params, self.household_state), decode_rekeyed)
+        self._household_handler = HouseholdHandler(self.params, self.household_state)
+        self.register(HOUSEHOLD_TOPIC, self._household_handler, decode_rekeyed)
 
     def register(self, logical: str, handler: Handler, decoder: Decoder | None = None) -> None:
         """Handle the records of this topic (declared in topology.py) with ``handler``; their
@@ -402,6 +403,20 @@ class Processor:
             return Processed((letter,), Outcome.DEAD_LETTER, error_class=rec.error_class)
         outputs, outcome = handler(rec)
         # Most records emit nothing: no routing pass for them.
+        return Processed(tuple(map(_route, outputs)) if outputs else (), outcome, rec.event_id, rec)
+
+    def process_forward(self, forward: Emit) -> Processed:
+        """What the household side makes of a re-keyed record among a record's emits, handed
+        over as the record itself (a backtest): what ``process`` gives for its bytes, without
+        decoding them again. That decode gives this very record back (the person side built
+        it from a valid input, keyed by its ``household_id``; a property test pins it), so only
+        the size limit can refuse it: a value over the limit takes the bytes path, and its
+        dead letter. Partition and offset are -1 (nothing was consumed)."""
+        value = encode(forward.value)
+        if len(value) > self._max_record_bytes:
+            return self.process(self.settings.topic(HOUSEHOLD_TOPIC), -1, -1, forward.key, value)
+        rec: HouseholdSettlement = forward.value  # type: ignore[assignment]
+        outputs, outcome = self._household_handler(rec)
         return Processed(tuple(map(_route, outputs)) if outputs else (), outcome, rec.event_id, rec)
 
     def with_households(self, processed: Processed) -> tuple[Emit, ...]:

@@ -474,3 +474,31 @@ def test_a_defect_leaves_state_as_before_and_becomes_an_internal_dead_letter(tmp
     assert letter["error"].startswith("processing raised RuntimeError: a defect")
     assert (warning["caused_by"], warning["rolling_self_pay"]) == ("s3", "30000.00")  # boom not kept
     assert stats.internal_errors == 1 and "internal error" in err
+
+
+def test_a_forward_over_the_size_limit_is_a_dead_letter_as_in_the_worker(tmp_path):
+    # The backtest hands forwards to the household side as records, not bytes; one whose bytes
+    # exceed STREAM_APP_MAX_RECORD_BYTES must still give the worker's dead letter.
+    value = settlement_value("Y", A, "2019-05-01T10:00:00+08:00", "31000", household_id="H", total_cost="1")
+    text = json.dumps(value, separators=(",", ":"))
+    small = load({"STREAM_APP_MAX_RECORD_BYTES": str(len(text))})  # the input fits, its forward not
+    path = write(tmp_path / "in.jsonl", [line("MEDICAL_SETTLEMENTS", text, 1000, key=A)])
+    got, _, _ = run([path], settings=small)
+    assert [(obj["topic"], obj["payload"].get("rule") or obj["payload"]["error_class"]) for obj in got] == [
+        (small.topic("ASSISTANCE_WARNINGS"), "MEDICAL_SELF_PAY"),
+        (small.topic("DEADLETTER"), "too_large"),
+    ]
+    letter = got[1]["payload"]
+    assert (letter["topic"], letter["partition"], letter["offset"]) == (
+        small.topic("HOUSEHOLD_SETTLEMENTS"),
+        -1,
+        -1,
+    )
+    # The streaming model (the forward's bytes through the decoder) gives the same.
+    processor = Processor(small, DictState(), DictState())
+    processed = processor.process(small.topic("MEDICAL_SETTLEMENTS"), 0, 0, A.encode(), text.encode())
+    expected = [
+        (small.topic(item.topic), json.loads(encode(stamped(item.value, backtest.stamp_text(1000)))))
+        for item in processor.with_households(processed)
+    ]
+    assert [(obj["topic"], obj["payload"]) for obj in got] == expected
