@@ -431,7 +431,8 @@ class Processor:
 
     def feed_back(self, processed: Processed) -> tuple[Processed, ...]:
         """What the re-keyed records among ``processed``'s outputs give when processed in turn,
-        as the worker's household agent would (without a broker: backtest, expectations).
+        as the worker's household agent would, through their bytes (without a broker: the tests'
+        expectations, the demo's; the backtest hands them over as records: ``process_forward``).
         Only their outputs matter here; partition and offset are -1 (nothing was consumed)."""
         topic = self.settings.topic(HOUSEHOLD_TOPIC)
         return tuple(
