@@ -105,7 +105,8 @@ def test_batched_outputs_are_byte_identical_to_one_record_at_a_time(scenario, ma
         wait_consumed(w, len(sent) - len(feed.phase1))  # counters restart with the process
     count, records = batches(batched.metrics())
     assert records / count > 5, f"the batched worker's batches held {records / count:.1f} records on average"
-    assert batches(per_record.metrics())[0] == batches(per_record.metrics())[1]  # all of one record
+    one_count, one_records = batches(per_record.metrics())  # one scrape: the worker may still be busy
+    assert one_count == one_records  # all of one record
 
     topics = {kind: {**scenario["topics"], **own[kind]} for kind in own}
     one_by_one, in_batches = (raw_outputs(scenario["address"], topics[kind]) for kind in own)
