@@ -46,9 +46,14 @@ def wait_consumed(worker: Any, count: int) -> None:
         status, body = worker.get("/metrics")
         if worker.proc.poll() is not None:
             raise AssertionError(f"worker exited:\n{worker.log_tail()}")
-        return status == 200 and consumed_total(body) >= count
+        if status != 200:
+            return False
+        # R7: done once every forward to the household topic was consumed too (its outputs sent).
+        forwards = re.search(r"^benefit_integrity_household_forwards_total (\S+)$", body, re.M)
+        forwarded = float(forwards.group(1)) if forwards else 0.0
+        return consumed_total(body) >= count and consumed_total(body, household=True) >= forwarded
 
-    wait_until(done, 180, f"{count} records consumed")
+    wait_until(done, 180, f"{count} records consumed, and their household forwards")
 
 
 def raw_outputs(address: str, topics: dict[str, str]) -> Counter:
