@@ -502,3 +502,74 @@ def test_a_forward_over_the_size_limit_is_a_dead_letter_as_in_the_worker(tmp_pat
         for item in processor.with_households(processed)
     ]
     assert [(obj["topic"], obj["payload"]) for obj in got] == expected
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_jobs_give_the_same_outputs_in_the_same_order(tmp_path, jobs):
+    # A generated feed (bad records, households, deaths, double enrolments) split over processes
+    # by person, then by household: byte for byte what one process prints, and the same counts.
+    path = tmp_path / "feed.jsonl"
+    synthetic.write(str(path), 12_000, persons=1_500, seed=5)
+    one, jobs_out = io.BytesIO(), io.BytesIO()
+    stats_one = backtest.run(SETTINGS, backtest.Options([str(path)]), one, io.StringIO())
+    stats_jobs = backtest.run(SETTINGS, backtest.Options([str(path)], jobs=jobs), jobs_out, io.StringIO())
+    assert jobs_out.getvalue() == one.getvalue()
+    assert stats_jobs.outputs == stats_one.outputs
+    assert stats_one.outputs["ASSISTANCE_WARNINGS"] and stats_one.outputs["DEADLETTER"]
+    rules = {obj["payload"].get("rule") for obj in backtest.iter_output_lines(one.getvalue())}
+    assert "HOUSEHOLD_SELF_PAY" in rules  # the household side ran in the processes too
+    assert stats_jobs.cpu_s > 0
+
+
+def test_jobs_take_a_defect_back_and_report_it_as_one_process_does(tmp_path, monkeypatch):
+    # The defect strikes on both sides: a person's settlement (after its window was written) and
+    # a household's forward; the children inherit the defect (fork) and the parent reports both.
+    from stream_app import processing
+
+    real_warnings, real_household = processing.post_death.warnings, processing.household.step
+
+    def warnings(person, entries, *args, **kwargs):
+        if any(e.event_id == "boom" for e in entries):
+            raise RuntimeError("a defect")
+        return real_warnings(person, entries, *args, **kwargs)
+
+    def household_step(state, rec, **kwargs):
+        if rec.event_id == "hboom":
+            raise ValueError("another defect")
+        return real_household(state, rec, **kwargs)
+
+    monkeypatch.setattr(processing.post_death, "warnings", warnings)
+    monkeypatch.setattr(processing.household, "step", household_step)
+    path = write(
+        tmp_path / "in.jsonl",
+        [
+            line("DEATH_REGISTRATIONS", death_value("d1", A, "2018-01-01"), ts=0),
+            line("MEDICAL_SETTLEMENTS", bill("s1", A, "20000"), ts=1, offset=0),
+            line("MEDICAL_SETTLEMENTS", {**bill("hboom", B, "100"), "household_id": "H-1"}, ts=2, offset=1),
+            line("MEDICAL_SETTLEMENTS", bill("boom", A, "15000"), ts=3, offset=2),
+            line("MEDICAL_SETTLEMENTS", bill("s2", A, "9000"), ts=4, offset=3),
+            line("MEDICAL_SETTLEMENTS", bill("s3", A, "1000"), ts=5, offset=4),
+            line("MEDICAL_SETTLEMENTS", {**bill("s4", D, "31000"), "household_id": "H-1"}, ts=6, offset=5),
+        ],
+    )
+    one, one_err, one_stats = run([path])
+    many, many_err, many_stats = run([path], jobs=2)
+    assert many == one
+    assert (many_stats.internal_errors, many_stats.internal_error_at) == (2, one_stats.internal_error_at)
+    assert [o["payload"].get("error_class") or o["payload"]["rule"] for o in one] == [
+        "internal",  # the household side of hboom
+        "internal",  # boom
+        "MEDICAL_SELF_PAY",  # s3: boom not kept
+        "MEDICAL_SELF_PAY",  # s4
+        "HOUSEHOLD_SELF_PAY",  # s4 in H-1
+    ]
+    assert one[-1]["payload"]["rolling_self_pay"] == "31000.00"  # hboom's 100 not kept in H-1
+    assert many_err.splitlines()[1:] == one_err.splitlines()[1:]  # the error lines, word for word
+
+
+def test_cli_jobs_must_be_a_whole_number_of_at_least_1(tmp_path, monkeypatch, capsysbinary):
+    path = write(tmp_path / "in.jsonl", [line("MEDICAL_SETTLEMENTS", bill("s1", A, "35000"), ts=1)])
+    code, out, err = cli_run(monkeypatch, capsysbinary, [path, "--jobs", "0"])
+    assert (code, out) == (2, b"") and "--jobs" in err
+    code, out, _ = cli_run(monkeypatch, capsysbinary, [path, "--jobs", "4"])  # more than records
+    assert code == 0 and len(out.splitlines()) == 1
