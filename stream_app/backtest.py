@@ -28,7 +28,6 @@ Decisions (see docs/usage.md, "Backtest"):
   record's own. Lines of the internal topic itself are skipped like any other topic's.
 - A record whose processing raises (a defect, never bad input) leaves the state as
   before it and becomes an ``internal`` dead letter, as in the worker; counted on stderr.
-
 - ``--jobs N``: the same run in N forked processes, records split by key (a person's all in
   one), then R7's forwards by household; the parent prints each output where one process
   would have, so the output is byte for byte the same (see "In several processes" below).
