@@ -382,8 +382,7 @@ class Processor:
         status_handler = StatusHandler(self.params, status_state, medical_state)
         for logical in STATUS_TOPICS:
             self.register(logical, status_handler)
-        self._household_handler = HouseholdHandler(self.params, self.household_state)
-        self.register(HOUSEHOLD_TOPIC, self._household_handler, decode_rekeyed)
+        self.register(HOUSEHOLD_TOPIC, HouseholdHandler(self.params, self.household_state), decode_rekeyed)
 
     def register(self, logical: str, handler: Handler, decoder: Decoder | None = None) -> None:
         """Handle the records of this topic (declared in topology.py) with ``handler``; their
@@ -416,7 +415,7 @@ class Processor:
         if len(value) > self._max_record_bytes:
             return self.process(self.settings.topic(HOUSEHOLD_TOPIC), -1, -1, forward.key, value)
         rec: HouseholdSettlement = forward.value  # type: ignore[assignment]
-        outputs, outcome = self._household_handler(rec)
+        outputs, outcome = self.handlers[HOUSEHOLD_TOPIC](rec)  # the registered one
         return Processed(tuple(map(_route, outputs)) if outputs else (), outcome, rec.event_id, rec)
 
     def with_households(self, processed: Processed) -> tuple[Emit, ...]:
