@@ -201,3 +201,13 @@ def test_backtest_of_the_input_topics_equals_the_streaming_run(kafka, make_worke
     [encoding_letter] = [k for k in streamed if '"error_class": "encoding"' in k]
     assert backtested == streamed - Counter({encoding_letter: 1})
     assert b"records/s" in result.stderr
+
+    # The same in two processes (--jobs): the same lines, byte for byte, in the same order.
+    in_two = subprocess.run(
+        [sys.executable, "-m", "stream_app", "backtest", "--jobs", "2", str(path)],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("STREAM_APP_")}, **scenario["env"]},
+        capture_output=True,
+        timeout=120,
+    )
+    assert in_two.returncode == 0, in_two.stderr.decode()
+    assert in_two.stdout == result.stdout
