@@ -23,7 +23,7 @@ from typing import Any
 import faust
 
 from stream_app import faust_patches
-from stream_app.bench_naive import LOCAL_BROKER_OPTIONS, plain_app
+from stream_app.bench_naive import LOCAL_BROKER_OPTIONS, plain_app, run, serve_progress
 from stream_app.processing import INPUT_TYPES
 from stream_app.settings import Settings, load
 
@@ -66,18 +66,13 @@ def create_app(settings: Settings, mode: str) -> faust.App:
             progress["consumed"] += len(batch)
             progress["last_at"] = time.time()
 
-    @app.page("/count/")
-    async def count(web: Any, request: Any) -> Any:
-        return web.json(progress)
-
+    serve_progress(app, progress)
     return app
 
 
 def main() -> None:
     mode = sys.argv.pop(1) if len(sys.argv) > 1 else "batched"  # Faust's worker reads argv too
-    app = create_app(load(), mode)
-    worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False)
-    worker.execute_from_commandline()
+    run(create_app(load(), mode))
 
 
 if __name__ == "__main__":

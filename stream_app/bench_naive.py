@@ -87,17 +87,25 @@ def create_app(settings: Settings) -> faust.App:
             progress["consumed"] += 1
             progress["last_at"] = time.time()
 
+    serve_progress(app, progress)
+    return app
+
+
+def serve_progress(app: faust.App, progress: dict[str, Any]) -> None:
+    """``GET /count/``: events done and the wall time of the last (what the bench polls)."""
+
     @app.page("/count/")
     async def count(web: Any, request: Any) -> Any:
         return web.json(progress)
 
-    return app
+
+def run(app: faust.App) -> None:
+    """Run ``app`` as a Faust worker in this process until it is stopped."""
+    faust.Worker(app, loglevel="WARNING", redirect_stdouts=False).execute_from_commandline()
 
 
 def main() -> None:
-    app = create_app(load())
-    worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False)
-    worker.execute_from_commandline()
+    run(create_app(load()))
 
 
 if __name__ == "__main__":
